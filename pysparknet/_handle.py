@@ -1,0 +1,108 @@
+"""NetHandle: the one Python object that owns a native sn_net and frees it."""
+from __future__ import annotations
+
+import ctypes
+from ctypes import byref, c_char_p, c_double, c_float, c_int, c_int64
+
+import numpy as np
+
+from . import _native as N
+
+
+class NetHandle:
+    """Owns an sn_net (a solver with its nets, or a test-only net)."""
+
+    def __init__(self, solver_bytes: bytes, net_bytes: bytes, device: int, seed: int):
+        ptr = N.sn_net_p()
+        N.check(N.sn_net_create(solver_bytes or None, len(solver_bytes), net_bytes,
+                                len(net_bytes), device, seed, byref(ptr)))
+        self._ptr = ptr
+        self._feed_fn = None  # keeps the ctypes callback alive while installed
+
+    @property
+    def ptr(self):
+        if self._ptr is None:
+            raise ValueError("this net has been closed")
+        return self._ptr
+
+    def close(self) -> None:
+        if getattr(self, "_ptr", None) is not None:
+            N.sn_net_destroy(self._ptr)
+            self._ptr = None
+
+    def __del__(self):
+        self.close()
+
+    def has_solver(self) -> bool:
+        flag = c_int()
+        N.check(N.sn_net_has_solver(self.ptr, byref(flag)))
+        return bool(flag.value)
+
+    def iteration(self) -> int:
+        it = c_int()
+        N.check(N.sn_net_iter(self.ptr, byref(it)))
+        return it.value
+
+    def output_names(self, phase: int) -> list[str]:
+        count = c_int()
+        N.check(N.sn_net_num_outputs(self.ptr, phase, byref(count)))
+        names = []
+        for i in range(count.value):
+            name = c_char_p()
+            N.check(N.sn_net_output_name(self.ptr, phase, i, byref(name)))
+            names.append(name.value.decode())
+        return names
+
+    def blob_shape(self, phase: int, name: str) -> tuple[int, ...]:
+        ndim = c_int()
+        shape = (c_int64 * N.SN_MAX_DIMS)()
+        N.check(N.sn_net_blob_shape(self.ptr, phase, name.encode(), byref(ndim), shape))
+        return tuple(shape[: ndim.value])
+
+    def set_feed(self, callback) -> None:
+        self._feed_fn = N.sn_feed_fn(callback)
+        N.check(N.sn_net_set_feed(self.ptr, self._feed_fn, None))
+
+    def train(self, iters: int, num_outputs: int) -> list[float]:
+        means = (c_double * max(num_outputs, 1))()
+        N.check(N.sn_net_train(self.ptr, iters, means, num_outputs))
+        return list(means[:num_outputs])
+
+    def test(self, iters: int, num_outputs: int) -> list[float]:
+        means = (c_double * max(num_outputs, 1))()
+        N.check(N.sn_net_test(self.ptr, iters, means, num_outputs))
+        return list(means[:num_outputs])
+
+    def params(self) -> list[tuple[str, int, tuple[int, ...]]]:
+        """(layer name, blob index, shape) of every owned learnable blob."""
+        count, total = c_int(), c_int64()
+        N.check(N.sn_net_num_params(self.ptr, byref(count), byref(total)))
+        out = []
+        for i in range(count.value):
+            layer, index, ndim = c_char_p(), c_int(), c_int()
+            shape = (c_int64 * N.SN_MAX_DIMS)()
+            N.check(N.sn_net_param_info(self.ptr, i, byref(layer), byref(index),
+                                        byref(ndim), shape))
+            out.append((layer.value.decode(), index.value, tuple(shape[: ndim.value])))
+        return out
+
+    def get_weights(self, out: np.ndarray) -> None:
+        N.check(N.sn_net_get_weights(self.ptr, out.ctypes.data_as(ctypes.POINTER(c_float)),
+                                     out.size))
+
+    def set_weights(self, flat: np.ndarray) -> None:
+        N.check(N.sn_net_set_weights(self.ptr, flat.ctypes.data_as(ctypes.POINTER(c_float)),
+                                     flat.size))
+
+    def save_caffemodel(self, path: str) -> None:
+        N.check(N.sn_net_save_caffemodel(self.ptr, path.encode()))
+
+    def load_caffemodel(self, path: str) -> None:
+        N.check(N.sn_net_load_caffemodel(self.ptr, path.encode()))
+
+    def save_state(self, path: str, model_path: str) -> None:
+        N.check(N.sn_net_save_state(self.ptr, path.encode(), model_path.encode()))
+
+    def restore_state(self, path: str, model_path: str | None) -> None:
+        N.check(N.sn_net_restore_state(self.ptr, path.encode(),
+                                       model_path.encode() if model_path else None))

@@ -1,0 +1,37 @@
+"""Where this installation's Caffe build and its command-line tools are."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import _native
+
+TOOL_NAMES = ("caffe", "convert_imageset", "compute_image_mean", "convert_mnist_data",
+              "extract_features", "upgrade_net_proto_text", "upgrade_net_proto_binary",
+              "upgrade_solver_proto_text")
+
+
+def caffe_tools() -> dict[str, Path]:
+    """Caffe's own tools, built from the same source and options as the shim."""
+    bindir = _native.CAFFE_DIR / "bin"
+    return {name: bindir / name for name in TOOL_NAMES if (bindir / name).exists()}
+
+
+def caffe_tool(name: str) -> Path:
+    tools = caffe_tools()
+    if name not in tools:
+        raise FileNotFoundError(f"Caffe tool {name!r} is not in this build "
+                                f"({_native.CAFFE_DIR / 'bin'}); have {sorted(tools)}")
+    return tools[name]
+
+
+def build_info() -> dict:
+    """The Caffe build: version, options, cache key, source tree, library, tools."""
+    info = json.loads((_native.CAFFE_DIR / "share" / "BUILD.json").read_text())
+    info.update({
+        "caffe": _native.sn_version().decode(),
+        "cuda": bool(_native.sn_has_cuda()),
+        "library": str(_native.LIBRARY),
+        "tools": {name: str(path) for name, path in caffe_tools().items()},
+    })
+    return info

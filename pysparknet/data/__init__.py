@@ -1,0 +1,5 @@
+"""Data sources -> (ndarray, label) records and minibatches."""
+from .minibatches import Minibatches
+from .mnist import fashion_mnist, read_idx
+
+__all__ = ["Minibatches", "fashion_mnist", "read_idx"]

@@ -1,0 +1,171 @@
+"""Labelled records -> fixed-size minibatches, cycling like Caffe's data layers.
+
+A source is either a pair of arrays (images (N, ...), labels (N,)) - the fast
+path: batches are contiguous slices, no per-record Python work - or any
+iterable of (ndarray, label) records. Like Caffe's DB cursor, a batch that
+runs past the end wraps around to the first record.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import DataError
+
+RecordShape = Sequence[Optional[int]]  # None: any size (e.g. before a crop)
+LabelCheck = Callable[[np.ndarray, int], None]
+
+
+def _fits(shape: Sequence[int], record_shape: RecordShape) -> bool:
+    return len(shape) == len(record_shape) and all(
+        want is None or want == got for got, want in zip(shape, record_shape))
+
+
+def fit_record_shape(shape: Sequence[int], record_shape: RecordShape) -> Optional[tuple]:
+    """The shape to view a record as, or None when it cannot fit.
+
+    A record may leave out a leading channel axis of 1: (28, 28) for (1, 28, 28).
+    """
+    shape = tuple(shape)
+    if _fits(shape, record_shape):
+        return shape
+    if len(record_shape) >= 2 and record_shape[0] == 1 and _fits((1,) + shape, record_shape):
+        return (1,) + shape
+    return None
+
+
+def _describe(record_shape: RecordShape) -> str:
+    return "(" + ", ".join("*" if d is None else str(d) for d in record_shape) + ")"
+
+
+def _as_feed_dtype(array: np.ndarray) -> np.ndarray:
+    # uint8 crosses to the native layer as is (4x fewer bytes); all else as float32.
+    if array.dtype in (np.uint8, np.float32):
+        return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+class Minibatches:
+    """Endless minibatches of (images, labels) from arrays or records."""
+
+    def __init__(self, source: Union[tuple, Iterable], batch_size: int,
+                 record_shape: RecordShape, labeled: bool = True,
+                 label_check: Optional[LabelCheck] = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.record_shape = tuple(record_shape)
+        self.labeled = labeled
+        self._label_check = label_check
+        self._arrays = None
+        self._records: Optional[Iterator] = None
+        if isinstance(source, tuple) and len(source) == 2 and all(
+                isinstance(a, np.ndarray) for a in source):
+            self._arrays = self._prepare_arrays(*source)
+            self._cursor = 0
+        elif isinstance(source, np.ndarray) and not labeled:
+            self._arrays = self._prepare_arrays(source, None)
+            self._cursor = 0
+        elif isinstance(source, Iterable):
+            self._source = source
+            self._one_shot = iter(source) is source
+            self._records = self._cycle()
+        else:
+            raise TypeError("data must be (images, labels) arrays or an iterable of "
+                            f"(ndarray, label) records, not {type(source).__name__}")
+
+    @property
+    def num_records(self) -> Optional[int]:
+        """Records in one pass, when known (arrays and sized iterables)."""
+        if self._arrays is not None:
+            return len(self._arrays[0])
+        return len(self._source) if hasattr(self._source, "__len__") else None
+
+    # --- arrays: checked once, then sliced ---------------------------------
+    def _prepare_arrays(self, images: np.ndarray, labels: Optional[np.ndarray]):
+        if len(images) == 0:
+            raise DataError("the data holds no records")
+        shape = fit_record_shape(images.shape[1:], self.record_shape)
+        if shape is None:
+            raise DataError(f"records have shape {images.shape[1:]}; the net's input "
+                            f"takes {_describe(self.record_shape)}")
+        images = _as_feed_dtype(images.reshape((len(images),) + shape))
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape != (len(images),):
+                raise DataError(f"{len(images)} images but labels of shape {labels.shape}: "
+                                "give one label per image")
+            labels = np.ascontiguousarray(labels, dtype=np.float32)
+            if self._label_check:
+                self._label_check(labels, 0)
+        return images, labels
+
+    def _next_from_arrays(self):
+        images, labels = self._arrays
+        n, start, stop = len(images), self._cursor, self._cursor + self.batch_size
+        if stop <= n:
+            picked = slice(start, stop)
+            batch = images[picked], (labels[picked] if labels is not None else None)
+        else:  # wrap around, as Caffe's DB cursor does mid-batch
+            index = np.arange(start, stop) % n
+            batch = images[index], (labels[index] if labels is not None else None)
+        self._cursor = stop % n
+        return batch
+
+    # --- iterables: checked per batch --------------------------------------
+    def _cycle(self) -> Iterator:
+        while True:
+            count = 0
+            for count, record in enumerate(self._source, start=1):
+                yield count - 1, record
+            if count == 0:
+                raise DataError("the data holds no records")
+            if self._one_shot:
+                raise DataError(f"the data ran out after {count} records; pass a list, "
+                                "a re-iterable collection or (images, labels) arrays to "
+                                "cycle over it")
+
+    def _next_from_records(self):
+        images, labels, first = [], [], None
+        for _ in range(self.batch_size):
+            index, record = next(self._records)
+            first = index if first is None else first
+            if self.labeled:
+                if not (isinstance(record, (tuple, list)) and len(record) == 2):
+                    raise DataError(f"record {index} is not an (ndarray, label) pair")
+                image, label = record
+                labels.append(label)
+            else:
+                image = record[0] if isinstance(record, (tuple, list)) else record
+            image = np.asarray(image)
+            shape = fit_record_shape(image.shape, self.record_shape)
+            if shape is None:
+                raise DataError(f"record {index} has shape {image.shape}; the net's input "
+                                f"takes {_describe(self.record_shape)}")
+            images.append(image.reshape(shape))
+        try:
+            batch = _as_feed_dtype(np.stack(images))
+        except ValueError:
+            shapes = sorted({im.shape for im in images})
+            raise DataError(f"records {first}..{first + len(images) - 1} mix shapes "
+                            f"{shapes}; one minibatch needs one shape") from None
+        if not self.labeled:
+            return batch, None
+        try:
+            label_array = np.asarray(labels, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataError(f"records {first}..{first + len(labels) - 1} have labels that "
+                            "are not numbers") from None
+        if label_array.shape != (len(labels),):
+            raise DataError(f"records {first}..{first + len(labels) - 1}: each label must "
+                            "be one number")
+        if self._label_check:
+            self._label_check(label_array, first)
+        return batch, label_array
+
+    def next(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """The next (images, labels) minibatch, both C-contiguous."""
+        if self._arrays is not None:
+            return self._next_from_arrays()
+        return self._next_from_records()

@@ -1,0 +1,29 @@
+"""The exceptions pysparknet raises. Each carries the cause in its message."""
+
+
+class SparkNetError(Exception):
+    """Base class of every pysparknet error."""
+
+
+class CaffeError(SparkNetError, RuntimeError):
+    """Caffe refused something: a CHECK failed (bad net, shape, file contents)."""
+
+
+class NetArgumentError(SparkNetError, ValueError):
+    """An argument the native layer cannot accept (device, buffer size, ...)."""
+
+
+class CaffeIOError(SparkNetError, OSError):
+    """A Caffe file could not be read or written."""
+
+
+class PrototxtError(SparkNetError, ValueError):
+    """A prototxt text does not parse as the expected Caffe message."""
+
+
+class DataError(SparkNetError, ValueError):
+    """A training or validation record is unusable (shape, label, type)."""
+
+
+class FeedError(SparkNetError, RuntimeError):
+    """The data feed failed inside a forward pass for a reason given here."""

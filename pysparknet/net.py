@@ -1,0 +1,316 @@
+"""Net: SparkNet's JNA Net, in Python, over the native Caffe shim.
+
+    net = Net(net_params, solver_params, device="cpu")
+    net.set_training_data((images, labels))   # or an iterable of (ndarray, label)
+    net.train(100)                             # solver iterations
+    net.test(10)                               # {"accuracy": ..., "loss": ...}
+    weights = net.get_weights(); net.set_weights(weights)
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+import numpy as np
+
+from . import _native
+from ._handle import NetHandle
+from .data.minibatches import Minibatches
+from .errors import DataError, FeedError, NetArgumentError
+from .feeds import PhaseFeed, phase_feed, with_feed_layers
+from .prototxt import Source, parse_net, parse_solver
+from .proto import caffe_pb2
+from .weights import BlobSpec, WeightCollection, layout_differences
+
+TRAIN, TEST = _native.SN_PHASE_TRAIN, _native.SN_PHASE_TEST
+_NEVER = 2**31 - 1  # a test_interval the solver never reaches: Python runs the tests
+
+
+def parse_device(device: Union[str, int]) -> int:
+    """"cpu" -> -1; "gpu", "gpu:N", "cuda:N" or N -> the CUDA device id."""
+    if isinstance(device, int) and not isinstance(device, bool):
+        return device
+    match = re.fullmatch(r"\s*(cpu|gpu|cuda)(?::(\d+))?\s*", str(device).lower())
+    if not match or (match.group(1) == "cpu" and match.group(2) not in (None, "0")):
+        raise NetArgumentError(f"unknown device {device!r}: use 'cpu', 'gpu' or 'gpu:N'")
+    if match.group(1) == "cpu":
+        return -1
+    return int(match.group(2) or 0)
+
+
+def _solver_for_python_control(solver: caffe_pb2.SolverParameter, has_test_net: bool,
+                               seed: Optional[int]) -> caffe_pb2.SolverParameter:
+    """The solver, with testing and snapshots left to Python."""
+    solver = parse_solver(solver)
+    for field in ("net", "net_param", "train_net", "train_net_param", "test_net",
+                  "test_net_param", "train_state"):
+        solver.ClearField(field)
+    del solver.test_iter[:]
+    del solver.test_state[:]
+    if has_test_net:
+        solver.test_iter.append(1)
+    solver.test_interval = _NEVER
+    solver.test_initialization = False
+    solver.snapshot = 0
+    solver.snapshot_after_train = False
+    if seed is not None:
+        solver.random_seed = seed
+    return solver
+
+
+class _PhaseState:
+    """The data stream of one phase and the minibatch its feed layers share."""
+
+    def __init__(self, spec: PhaseFeed):
+        self.spec = spec
+        self.stream: Optional[Minibatches] = None
+        self.current = None
+        self.served: set[str] = set()
+
+
+class Net:
+    """A Caffe net with its solver (or a test-only net), fed from Python."""
+
+    def __init__(self, net_params: Source, solver_params: Optional[Source] = None,
+                 device: Union[str, int] = "cpu", seed: Optional[int] = None):
+        net_param = with_feed_layers(parse_net(net_params))
+        self._phases = {TRAIN: _PhaseState(phase_feed(net_param, caffe_pb2.TRAIN)),
+                        TEST: _PhaseState(phase_feed(net_param, caffe_pb2.TEST))}
+        self.device = parse_device(device)
+        solver_bytes = b""
+        if solver_params is not None:
+            solver = _solver_for_python_control(solver_params, True, seed)
+            solver_bytes = solver.SerializeToString()
+        self._handle = NetHandle(solver_bytes, net_param.SerializeToString(), self.device,
+                                 -1 if seed is None else seed)
+        self.net_param = net_param
+        self.has_solver = self._handle.has_solver()
+        self._outputs = {phase: self._handle.output_names(phase)
+                         for phase in (TRAIN, TEST) if phase == TEST or self.has_solver}
+        self.layout = tuple(BlobSpec(*p) for p in self._handle.params())
+        self._feed_error: Optional[BaseException] = None
+        # The native side holds the callback; a weak reference keeps it from
+        # keeping this Net (and its native memory) alive.
+        net_ref = weakref.ref(self)
+
+        def feed(user, phase, layer, batch):
+            net = net_ref()
+            return net._feed(user, phase, layer, batch) if net is not None else 1
+        self._handle.set_feed(feed)
+
+    # --- data ---------------------------------------------------------------
+    def _phase_net(self, phase: int) -> int:
+        # A test-only net answers for both phases.
+        return phase if self.has_solver else TEST
+
+    def input_shape(self, phase: int = TRAIN) -> tuple[int, ...]:
+        """The shape of the data top, (N, C, H, W) or (N, D), in the given phase."""
+        spec = self._phases[phase].spec
+        if spec.data_top is None:
+            raise NetArgumentError("this net has no Input layer to feed")
+        return self._handle.blob_shape(self._phase_net(phase), spec.data_top)
+
+    def batch_size(self, phase: int = TRAIN) -> int:
+        return self.input_shape(phase)[0]
+
+    def num_classes(self, phase: int = TRAIN) -> Optional[int]:
+        """Classes the labels index into, read from the loss/accuracy layers."""
+        found = []
+        for bottom, axis, _ in self._phases[phase].spec.label_consumers:
+            try:
+                shape = self._handle.blob_shape(self._phase_net(phase), bottom)
+            except NetArgumentError:
+                continue  # that layer is not part of this phase's net
+            found.append(shape[axis if axis >= 0 else len(shape) + axis])
+        return min(found) if found else None
+
+    def _record_shape(self, phase: int) -> tuple:
+        shape = self.input_shape(phase)[1:]
+        transform = self._phases[phase].spec.transform
+        if transform is not None and transform.crop_size and len(shape) == 3:
+            return (shape[0], None, None)  # records are cropped to size by Caffe
+        return shape
+
+    def _label_check(self, phase: int):
+        num_classes = self.num_classes(phase)
+        consumers = self._phases[phase].spec.label_consumers
+        ignored = {c[2] for c in consumers if c[2] is not None}
+        if num_classes is None:
+            return None
+
+        def check(labels: np.ndarray, first: int) -> None:
+            usable = ~np.isin(labels, list(ignored)) if ignored else np.ones(len(labels), bool)
+            bad = usable & ((labels < 0) | (labels >= num_classes) | (labels != np.floor(labels)))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DataError(f"record {first + i} has label {labels[i]:g}; the net "
+                                f"classifies into {num_classes} classes (0..{num_classes - 1})")
+        return check
+
+    def _set_data(self, phase: int, data) -> None:
+        state = self._phases[phase]
+        if state.spec.data_top is None:
+            raise NetArgumentError(f"the {'TRAIN' if phase == TRAIN else 'TEST'} net has no "
+                                   "Input layer to feed")
+        state.stream = Minibatches(data, self.batch_size(phase), self._record_shape(phase),
+                                   labeled=state.spec.label_top is not None,
+                                   label_check=self._label_check(phase))
+        state.current, state.served = None, set()
+
+    def set_training_data(self, data: Union[tuple, Iterable]) -> None:
+        """(images, labels) arrays, or an iterable of (ndarray, label) records."""
+        if not self.has_solver:
+            raise NetArgumentError("a test-only net (no solver_params) takes no training data")
+        self._set_data(TRAIN, data)
+
+    def set_validation_data(self, data: Union[tuple, Iterable]) -> None:
+        self._set_data(TEST, data)
+
+    def _feed(self, _user, phase: int, layer: bytes, batch) -> int:
+        """Called by the native feed layer, once per forward pass of each feed layer."""
+        try:
+            state = self._phases[phase]
+            name = layer.decode()
+            if state.stream is None:
+                what = "set_training_data" if phase == TRAIN else "set_validation_data"
+                raise DataError(f"no {'training' if phase == TRAIN else 'validation'} data: "
+                                f"call Net.{what}() first")
+            if state.current is None or name in state.served:
+                state.current, state.served = state.stream.next(), set()
+            state.served.add(name)
+            images, labels = state.current
+            out = batch.contents
+            for i, top in enumerate(state.spec.layer_tops[name]):
+                array = images if top == state.spec.data_top else labels
+                out.data[i] = array.ctypes.data
+                out.dtype[i] = _native.SN_UINT8 if array.dtype == np.uint8 else _native.SN_FLOAT32
+                out.ndim[i] = array.ndim
+                for d, size in enumerate(array.shape):
+                    out.shape[i][d] = size
+            return 0
+        except BaseException as error:  # noqa: BLE001 - re-raised by _run
+            self._feed_error = error
+            return 1
+
+    def _run(self, call):
+        """Run a native call that may feed; re-raise the feed's own exception."""
+        self._feed_error = None
+        try:
+            return call()
+        except FeedError:
+            error, self._feed_error = self._feed_error, None
+            if error is not None:
+                raise error
+            raise
+
+    # --- train / test -------------------------------------------------------
+    def train(self, num_steps: int) -> dict[str, float]:
+        """Run `num_steps` solver iterations; the train outputs' means over them."""
+        if not self.has_solver:
+            raise NetArgumentError("this is a test-only net: give solver_params to train")
+        if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
+            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps!r}")
+        outputs = self._outputs[TRAIN]
+        means = self._run(lambda: self._handle.train(int(num_steps), len(outputs)))
+        return dict(zip(outputs, means))
+
+    def test(self, num_steps: Optional[int] = None) -> dict[str, float]:
+        """Forward `num_steps` validation batches; each output's mean over them.
+
+        With no num_steps, one pass over the validation data (its size must be known).
+        """
+        if num_steps is None:
+            stream = self._phases[TEST].stream
+            if stream is None or stream.num_records is None:
+                raise ValueError("give num_steps, or validation data of known size")
+            num_steps = max(1, stream.num_records // stream.batch_size)
+        if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+            raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+        outputs = self._outputs[TEST]
+        means = self._run(lambda: self._handle.test(int(num_steps), len(outputs)))
+        return dict(zip(outputs, means))
+
+    @property
+    def iteration(self) -> int:
+        """Solver iterations done so far."""
+        return self._handle.iteration()
+
+    # --- weights ------------------------------------------------------------
+    def get_weights(self, out: Optional[WeightCollection] = None) -> WeightCollection:
+        """A copy of all learnable weights (into `out`'s buffer when given)."""
+        if out is None:
+            out = WeightCollection(self.layout,
+                                   np.empty(sum(b.size for b in self.layout), np.float32))
+        elif out.layout != self.layout:
+            raise NetArgumentError("out does not fit this net: "
+                                   + "; ".join(layout_differences(self.layout, out.layout)))
+        self._handle.get_weights(out.flat)
+        return out
+
+    def set_weights(self, weights: Union[WeightCollection, dict]) -> None:
+        if not isinstance(weights, WeightCollection):
+            weights = WeightCollection.from_arrays(weights)
+        problems = layout_differences(self.layout, weights.layout)
+        if problems:
+            raise NetArgumentError("the weights do not fit this net: " + "; ".join(problems))
+        self._handle.set_weights(weights.flat)
+
+    # --- files --------------------------------------------------------------
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the weights as a Caffe .caffemodel, atomically."""
+        with _atomic_path(path) as tmp:
+            self._handle.save_caffemodel(tmp)
+
+    def load(self, path: Union[str, os.PathLike]) -> None:
+        """Copy weights from a .caffemodel (or .h5) by layer name, as Caffe does."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no caffemodel at {path}")
+        self._handle.load_caffemodel(str(path))
+
+    def save_state(self, model_path: Union[str, os.PathLike],
+                   state_path: Union[str, os.PathLike]) -> None:
+        """Write .caffemodel + .solverstate (Caffe's formats), each atomically."""
+        self.save(model_path)
+        with _atomic_path(state_path) as tmp:
+            self._handle.save_state(tmp, str(Path(model_path).resolve()))
+
+    def restore_state(self, state_path: Union[str, os.PathLike],
+                      model_path: Union[str, os.PathLike, None] = None) -> None:
+        """Resume from a .solverstate (weights from model_path, else its learned_net)."""
+        if not Path(state_path).is_file():
+            raise FileNotFoundError(f"no solverstate at {state_path}")
+        self._handle.restore_state(str(state_path), str(model_path) if model_path else None)
+
+    def close(self) -> None:
+        """Free the native solver and nets now rather than at garbage collection."""
+        self._handle.close()
+
+    def __enter__(self) -> "Net":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _atomic_path:
+    """A temporary path beside `path`, renamed onto it only if the write succeeds."""
+
+    def __init__(self, path: Union[str, os.PathLike]):
+        self.path = Path(path)
+
+    def __enter__(self) -> str:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        return self.tmp
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)

@@ -1,0 +1,1 @@
+"""caffe_pb2, generated at build time from Caffe's own caffe.proto."""

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up pysparknet on a fresh Debian/Ubuntu machine: system packages, a
+# virtual environment in .venv, and `pip install .` (which builds Caffe once,
+# cached in ~/.cache/pysparknet, and the native shim).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+packages=(build-essential cmake ninja-build pkg-config patch curl ca-certificates
+          protobuf-compiler libprotobuf-dev libgoogle-glog-dev libgflags-dev
+          libboost-system-dev libboost-thread-dev libboost-filesystem-dev
+          libopenblas-dev liblmdb-dev libleveldb-dev libsnappy-dev libhdf5-dev
+          libopencv-dev dataset-fashion-mnist)
+python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv python3-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "[setup] installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+echo "[setup] building pysparknet (Caffe is reused from the cache when present)"
+.venv/bin/python -m pip install -q ".[test]"
+echo "[setup] done in $(( $(date +%s) - start )) s"
