@@ -1,0 +1,97 @@
+"""Shared fixtures: real Fashion-MNIST, LMDBs made by Caffe's own tool, small nets."""
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pysparknet import caffe_tool, zoo
+from pysparknet.data import fashion_mnist
+from pysparknet.data.mnist import FASHION_MNIST_DIR
+from pysparknet.proto import caffe_pb2
+
+
+@pytest.fixture(scope="session")
+def fmnist_train():
+    return fashion_mnist("train")
+
+
+@pytest.fixture(scope="session")
+def fmnist_test():
+    return fashion_mnist("test")
+
+
+def _convert_mnist(tmp: Path, prefix: str) -> Path:
+    """An LMDB of Datum records written by Caffe's own convert_mnist_data."""
+    raw = {}
+    for kind in ("images-idx3", "labels-idx1"):
+        src = FASHION_MNIST_DIR / f"{prefix}-{kind}-ubyte.gz"
+        raw[kind] = tmp / f"{prefix}-{kind}-ubyte"
+        with gzip.open(src) as fin, open(raw[kind], "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    db = tmp / f"{prefix}_lmdb"
+    subprocess.run([str(caffe_tool("convert_mnist_data")), str(raw["images-idx3"]),
+                    str(raw["labels-idx1"]), str(db), "--backend=lmdb"],
+                   check=True, capture_output=True)
+    return db
+
+
+@pytest.fixture(scope="session")
+def fmnist_lmdb(tmp_path_factory):
+    """(train LMDB, test LMDB) of Fashion-MNIST made by convert_mnist_data."""
+    tmp = tmp_path_factory.mktemp("fmnist_lmdb")
+    return _convert_mnist(tmp, "train"), _convert_mnist(tmp, "t10k")
+
+
+def lenet_lmdb_prototxt(train_db: Path, test_db: Path) -> caffe_pb2.NetParameter:
+    """Caffe's lenet_train_test.prototxt reading the given LMDBs (for the caffe tool)."""
+    from pysparknet.prototxt import parse_net
+    net = parse_net(zoo.caffe_file("examples/mnist/lenet_train_test.prototxt"))
+    for layer in net.layer:
+        if layer.type == "Data":
+            is_train = layer.include[0].phase == caffe_pb2.TRAIN
+            layer.data_param.source = str(train_db if is_train else test_db)
+    return net
+
+
+def run_caffe(args: list[str], cwd=None) -> str:
+    """Run the caffe tool of this build; its log (glog writes to stderr)."""
+    proc = subprocess.run([str(caffe_tool("caffe")), *args], cwd=cwd, capture_output=True,
+                          text=True, env={"GLOG_logtostderr": "1", "OPENBLAS_NUM_THREADS": "1",
+                                          "PATH": "/usr/bin:/bin"})
+    if proc.returncode != 0:
+        raise AssertionError(f"caffe {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc.stderr
+
+
+def caffe_test_scores(log: str) -> dict[str, float]:
+    """The final '<output> = <value>' lines of `caffe test`."""
+    scores = {}
+    for name, value in re.findall(r"\] (\w+) = ([-\d.e+]+)", log):
+        scores[name] = float(value)
+    return scores
+
+
+TINY_NET = """
+name: "tiny"
+layer { name: "data" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 8 dim: 1 dim: 4 dim: 4 } shape { dim: 8 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "accuracy" }
+"""
+TINY_SOLVER = 'base_lr: 0.1 lr_policy: "fixed" momentum: 0.9 type: "SGD"'
+
+
+@pytest.fixture
+def tiny_data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=64)
+    images = rng.normal(size=(64, 1, 4, 4)).astype(np.float32) + labels[:, None, None, None]
+    return images, labels
