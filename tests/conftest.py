@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
 import subprocess
@@ -60,10 +61,13 @@ def lenet_lmdb_prototxt(train_db: Path, test_db: Path) -> caffe_pb2.NetParameter
 
 
 def run_caffe(args: list[str], cwd=None) -> str:
-    """Run the caffe tool of this build; its log (glog writes to stderr)."""
+    """Run the caffe tool of this build; its log (glog writes to stderr).
+
+    It inherits this process's environment, so OpenBLAS runs the same number
+    of threads in both (the thread count changes sgemm's rounding).
+    """
     proc = subprocess.run([str(caffe_tool("caffe")), *args], cwd=cwd, capture_output=True,
-                          text=True, env={"GLOG_logtostderr": "1", "OPENBLAS_NUM_THREADS": "1",
-                                          "PATH": "/usr/bin:/bin"})
+                          text=True, env={**os.environ, "GLOG_logtostderr": "1"})
     if proc.returncode != 0:
         raise AssertionError(f"caffe {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return proc.stderr
