@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 from . import _native
@@ -35,3 +37,18 @@ def build_info() -> dict:
         "tools": {name: str(path) for name, path in caffe_tools().items()},
     })
     return info
+
+
+def run_tool(name: str, args: list[str], cwd=None) -> str:
+    """Run one of Caffe's tools of this build; return its log (glog writes to stderr).
+
+    The tool inherits this process's environment, so OpenBLAS runs as many
+    threads there as here (the thread count changes sgemm's rounding).
+    """
+    proc = subprocess.run([str(caffe_tool(name)), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True,
+                          env={**os.environ, "GLOG_logtostderr": "1"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} {' '.join(map(str, args))} failed "
+                           f"({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stderr

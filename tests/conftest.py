@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pysparknet import caffe_tool, zoo
+from pysparknet import zoo
+from pysparknet.build_info import run_tool
 from pysparknet.data import fashion_mnist
 from pysparknet.data.mnist import FASHION_MNIST_DIR
 from pysparknet.proto import caffe_pb2
@@ -36,9 +35,8 @@ def _convert_mnist(tmp: Path, prefix: str) -> Path:
         with gzip.open(src) as fin, open(raw[kind], "wb") as fout:
             shutil.copyfileobj(fin, fout)
     db = tmp / f"{prefix}_lmdb"
-    subprocess.run([str(caffe_tool("convert_mnist_data")), str(raw["images-idx3"]),
-                    str(raw["labels-idx1"]), str(db), "--backend=lmdb"],
-                   check=True, capture_output=True)
+    run_tool("convert_mnist_data", [raw["images-idx3"], raw["labels-idx1"], db,
+                                    "--backend=lmdb"])
     return db
 
 
@@ -61,16 +59,7 @@ def lenet_lmdb_prototxt(train_db: Path, test_db: Path) -> caffe_pb2.NetParameter
 
 
 def run_caffe(args: list[str], cwd=None) -> str:
-    """Run the caffe tool of this build; its log (glog writes to stderr).
-
-    It inherits this process's environment, so OpenBLAS runs the same number
-    of threads in both (the thread count changes sgemm's rounding).
-    """
-    proc = subprocess.run([str(caffe_tool("caffe")), *args], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, "GLOG_logtostderr": "1"})
-    if proc.returncode != 0:
-        raise AssertionError(f"caffe {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return proc.stderr
+    return run_tool("caffe", args, cwd=cwd)
 
 
 def caffe_test_scores(log: str) -> dict[str, float]:
