@@ -33,7 +33,7 @@ from pysparknet.data.mnist import FASHION_MNIST_DIR
 from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import parse_net, parse_solver, to_text
 
-STAMP = re.compile(r"^I(\d{4}) (\d\d:\d\d:\d\d\.\d{6}) .*Iteration (\d+) \(.*\), loss")
+STAMP = re.compile(r"^I(\d{4}|\d{8}) (\d\d:\d\d:\d\d\.\d{6}) .*Iteration (\d+) \(.*\), loss")
 
 
 def display_throughput(log: str, batch: int) -> float:

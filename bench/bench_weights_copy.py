@@ -36,6 +36,8 @@ def main() -> None:
     alexnet = zoo.data_layers_to_inputs(
         parse_net(zoo.caffe_file("models/bvlc_alexnet/train_val.prototxt")), (3, 227, 227),
         {0: 1, 1: 1})
+    for layer in alexnet.layer:
+        layer.ClearField("transform_param")  # its mean file is not needed to copy weights
     net = Net(alexnet)
     n = sum(b.size for b in net.layout)
     src = np.random.default_rng(0).random(n, dtype=np.float32)
