@@ -126,3 +126,15 @@ def test_no_data_and_one_shot_data(tiny_data):
     with pytest.raises(NetArgumentError, match="test-only"):
         Net(TINY_NET).train(1)
     still_works(tiny_data)
+
+
+def test_shape_mismatch_inside_caffe(tiny_data):
+    """A CHECK in a layer's Reshape (Eltwise of blobs of different shapes)."""
+    bad = TINY_NET + """
+    layer { name: "ip2" type: "InnerProduct" bottom: "data" top: "ip2"
+            inner_product_param { num_output: 4 } }
+    layer { name: "sum" type: "Eltwise" bottom: "ip" bottom: "ip2" top: "sum" }
+    """
+    with pytest.raises(CaffeError, match=r"eltwise_layer.cpp.*Check failed"):
+        Net(bad, TINY_SOLVER)
+    still_works(tiny_data)
