@@ -23,6 +23,25 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    """List the zoo nets with their learnable-parameter counts and input shapes."""
+    import warnings
+
+    from .net import Net
+    from .zoo import ZOO, load
+
+    print(f"{'name':15s} {'parameters':>12s}  {'input (C, H, W)':16s} description")
+    for name, entry in ZOO.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the ImageNet mean-file fallback
+            model = load(name, batch_size=1, test_batch_size=1)
+        net = Net(model.net)  # a test-only net is enough to count
+        params = sum(b.size for b in net.layout)
+        net.close()
+        print(f"{name:15s} {params:12,d}  {str(entry.record_shape):16s} {entry.description}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Train Caffe's LeNet on Fashion-MNIST through Net, testing as it goes."""
     from tqdm import tqdm
@@ -75,6 +94,9 @@ def main(argv=None) -> int:
     info = sub.add_parser("info", help="where Caffe and its tools are, and how it was built")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=cmd_info)
+
+    models = sub.add_parser("models", help="list the Caffe model-zoo nets pysparknet loads")
+    models.set_defaults(run=cmd_models)
 
     demo = sub.add_parser("demo", help="train LeNet on Fashion-MNIST through Net",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -24,7 +24,8 @@ from .errors import DataError, FeedError, NetArgumentError
 from .feeds import PhaseFeed, phase_feed, with_feed_layers
 from .prototxt import Source, parse_net, parse_solver
 from .proto import caffe_pb2
-from .weights import BlobSpec, WeightCollection, layout_differences
+from .weights import (BlobSpec, WeightCollection, caffemodel_shapes, layout_differences,
+                      shape_mismatches)
 
 TRAIN, TEST = _native.SN_PHASE_TRAIN, _native.SN_PHASE_TEST
 _NEVER = 2**31 - 1  # a test_interval the solver never reaches: Python runs the tests
@@ -266,10 +267,16 @@ class Net:
             self._handle.save_caffemodel(tmp)
 
     def load(self, path: Union[str, os.PathLike]) -> None:
-        """Copy weights from a .caffemodel (or .h5) by layer name, as Caffe does."""
+        """Copy weights from a .caffemodel (or .h5) by layer name, as `caffe train
+        -weights` does: layers the file lacks keep their initialisation (fine-tuning);
+        layers in both must have the same blob shapes, else every mismatch is listed."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no caffemodel at {path}")
+        if path.suffix != ".h5":
+            problems = shape_mismatches(self.layout, caffemodel_shapes(path))
+            if problems:
+                raise NetArgumentError(f"{path} does not fit this net: " + "; ".join(problems))
         self._handle.load_caffemodel(str(path))
 
     def save_state(self, model_path: Union[str, os.PathLike],

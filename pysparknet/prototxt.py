@@ -20,7 +20,12 @@ def _looks_like_text(source: str) -> bool:
 
 
 def parse(source: Source, message_type: type[M]) -> M:
-    """A copy of `source` as `message_type`: a message, prototxt text, or a file path."""
+    """A copy of `source` as `message_type`: a message, prototxt text, or a file path.
+
+    Objects that carry their message as `.proto` (NetParams) count as that message.
+    """
+    if isinstance(getattr(source, "proto", None), message_type):
+        source = source.proto
     if isinstance(source, message_type):
         copy = message_type()
         copy.CopyFrom(source)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -174,3 +175,48 @@ class WeightCollection(Mapping):
 
     def __neg__(self) -> "WeightCollection":
         return WeightCollection(self._layout, -self._flat)
+
+
+def caffemodel_shapes(path) -> dict[str, list[tuple[int, ...]]]:
+    """Layer name -> shapes of its blobs, read from a .caffemodel with protobuf."""
+    from google.protobuf.message import DecodeError
+
+    from .errors import CaffeError
+    from .proto import caffe_pb2
+
+    try:
+        proto = caffe_pb2.NetParameter.FromString(Path(path).read_bytes())
+    except DecodeError as e:
+        raise CaffeError(f"{path} is not a valid .caffemodel (NetParameter): {e}") from None
+    shapes = {}
+    for layer in list(proto.layer) + list(proto.layers):  # V1 files use `layers`
+        shapes[layer.name] = [
+            tuple(b.shape.dim) if b.HasField("shape") else
+            _legacy_shape(b.num, b.channels, b.height, b.width) for b in layer.blobs]
+    return shapes
+
+
+def _legacy_shape(*dims: int) -> tuple[int, ...]:
+    dims = list(dims)
+    while len(dims) > 1 and dims[0] == 1:  # V1 blobs pad to 4 axes with leading 1s
+        dims.pop(0)
+    return tuple(dims)
+
+
+def shape_mismatches(layout: Layout, file_shapes: dict) -> list[str]:
+    """Layers in both the net and the file whose blobs differ (what Caffe refuses)."""
+    ours: dict[str, list[tuple[int, ...]]] = {}
+    for blob in layout:
+        ours.setdefault(blob.layer, []).append(blob.shape)
+    problems = []
+    for name, shapes in ours.items():
+        theirs = file_shapes.get(name)
+        if theirs is None or not theirs:
+            continue
+        if len(theirs) != len(shapes):
+            problems.append(f"{name}: {len(theirs)} blobs in the file, {len(shapes)} in the net")
+            continue
+        for i, (want, got) in enumerate(zip(shapes, theirs)):
+            if want != got and _legacy_shape(*want) != _legacy_shape(*got):
+                problems.append(f"{name}[{i}]: file {got}, net {want}")
+    return problems

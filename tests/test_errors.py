@@ -89,7 +89,8 @@ def test_caffemodel_of_another_net(tmp_path, tiny_data):
     path = tmp_path / "other.caffemodel"
     other.save(path)
     net = Net(TINY_NET, TINY_SOLVER)
-    with pytest.raises(CaffeError, match="shape mismatch"):
+    with pytest.raises(NetArgumentError, match=r"ip\[0\]: file \(5, 16\), net \(3, 16\); "
+                                                r"ip\[1\]: file \(5,\), net \(3,\)"):
         net.load(path)
     still_works(tiny_data)
 
