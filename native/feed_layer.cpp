@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "caffe/layer_factory.hpp"
+#include "caffe/util/io.hpp"
+#include "caffe/util/rng.hpp"
 
 namespace sparknet {
 
@@ -57,13 +59,37 @@ void FeedLayer::LayerSetUp(const std::vector<Blob<float>*>& bottom,
     top[i]->Reshape(param.shape(num_shape == 1 ? 0 : i));
   }
   transform_ = this->layer_param_.has_transform_param();
-  if (transform_) {
-    transformer_.reset(new caffe::DataTransformer<float>(
-        this->layer_param_.transform_param(), this->phase_));
-    transformer_->InitRand();
-    CHECK_EQ(top[0]->num_axes(), 4) << "layer '" << this->layer_param_.name()
-        << "': transform_param needs a 4-d data top (N, C, H, W)";
+  if (!transform_) return;
+  transform_param_ = this->layer_param_.transform_param();
+  CHECK_EQ(top[0]->num_axes(), 4) << "layer '" << this->layer_param_.name()
+      << "': transform_param needs a 4-d data top (N, C, H, W)";
+  const int crop = transform_param_.crop_size();
+  if (crop) {
+    CHECK(top[0]->height() == crop && top[0]->width() == crop)
+        << "layer '" << this->layer_param_.name() << "': crop_size " << crop
+        << " but its data top is " << top[0]->shape_string();
   }
+  CHECK(!(transform_param_.has_mean_file() && transform_param_.mean_value_size() > 0))
+      << "Cannot specify mean_file and mean_value at the same time";
+  if (transform_param_.has_mean_file()) {
+    caffe::BlobProto proto;
+    caffe::ReadProtoFromBinaryFileOrDie(transform_param_.mean_file().c_str(), &proto);
+    mean_.FromProto(proto);
+    CHECK_EQ(mean_.channels(), top[0]->channels()) << "mean file " << transform_param_.mean_file()
+        << " has " << mean_.channels() << " channels; the data has " << top[0]->channels();
+  }
+  mean_values_.assign(transform_param_.mean_value().begin(), transform_param_.mean_value().end());
+  CHECK(mean_values_.size() <= 1 || static_cast<int>(mean_values_.size()) == top[0]->channels())
+      << "Specify either 1 mean_value or as many as channels: " << top[0]->channels();
+  // DataTransformer::InitRand: one draw from Caffe's RNG, only if random.
+  const bool needs_rand = transform_param_.mirror() ||
+                          (this->phase_ == caffe::TRAIN && crop);
+  if (needs_rand) rng_.reset(new caffe::Caffe::RNG(caffe::caffe_rng_rand()));
+}
+
+int FeedLayer::Rand(int n) {
+  caffe::rng_t* rng = static_cast<caffe::rng_t*>(rng_->generator());
+  return ((*rng)() % n);
 }
 
 void FeedLayer::Forward_cpu(const std::vector<Blob<float>*>& bottom,
@@ -106,17 +132,80 @@ void FeedLayer::CopyTop(const sn_batch& batch, int i, Blob<float>* top) {
 
 void FeedLayer::TransformTop(const sn_batch& batch, Blob<float>* top) {
   // The raw batch may be larger than the top when transform_param crops.
-  if (batch.ndim[0] != 4 || batch.shape[0][0] != top->num() ||
-      batch.shape[0][1] != top->channels()) {
+  const int64_t* shape = batch.shape[0];
+  const int crop = transform_param_.crop_size();
+  const bool fits = batch.ndim[0] == 4 && shape[0] == top->num() &&
+                    shape[1] == top->channels() &&
+                    (crop ? shape[2] >= crop && shape[3] >= crop
+                          : shape[2] == top->height() && shape[3] == top->width());
+  if (!fits) {
     throw FeedError("top '" + this->layer_param_.top(0) + "' of layer '" +
-                    this->layer_param_.name() + "' takes (" +
-                    std::to_string(top->num()) + ", " + std::to_string(top->channels()) +
-                    ", H, W) before its transform, but the feed gave " +
-                    ShapeString(batch.ndim[0], batch.shape[0]));
+                    this->layer_param_.name() + "' takes " +
+                    (crop ? "(" + std::to_string(top->num()) + ", " +
+                                std::to_string(top->channels()) + ", >=" + std::to_string(crop) +
+                                ", >=" + std::to_string(crop) + ")"
+                          : top->shape_string()) +
+                    " before its transform, but the feed gave " +
+                    ShapeString(batch.ndim[0], shape));
   }
-  staging_.Reshape(std::vector<int>(batch.shape[0], batch.shape[0] + 4));
-  ToFloat(batch, 0, staging_.count(), staging_.mutable_cpu_data());
-  transformer_->Transform(&staging_, top);
+  if (mean_.count() && (mean_.height() != shape[2] || mean_.width() != shape[3])) {
+    throw FeedError("the mean file of layer '" + this->layer_param_.name() + "' is " +
+                    std::to_string(mean_.height()) + "x" + std::to_string(mean_.width()) +
+                    " but the images are " + std::to_string(shape[2]) + "x" +
+                    std::to_string(shape[3]));
+  }
+  if (batch.dtype[0] == SN_UINT8) {
+    TransformItems(static_cast<const uint8_t*>(batch.data[0]), shape[2], shape[3], top);
+  } else if (batch.dtype[0] == SN_FLOAT32) {
+    TransformItems(static_cast<const float*>(batch.data[0]), shape[2], shape[3], top);
+  } else {
+    throw FeedError("feed returned an unknown dtype code " + std::to_string(batch.dtype[0]));
+  }
+}
+
+// DataTransformer<float>::Transform(const Datum&, ...) for each item: the same
+// random draws in the same order (mirror, then crop offsets), the same
+// (x - mean) * scale in float, written straight from the caller's buffer.
+template <typename T>
+void FeedLayer::TransformItems(const T* in, int height, int width, Blob<float>* top) {
+  const int channels = top->channels(), out_h = top->height(), out_w = top->width();
+  const int crop = transform_param_.crop_size();
+  const float scale = transform_param_.scale();
+  const float* mean = mean_.count() ? mean_.cpu_data() : NULL;
+  float* out = top->mutable_cpu_data();
+  for (int n = 0; n < top->num(); ++n) {
+    const bool mirror = transform_param_.mirror() && Rand(2);
+    int h_off = 0, w_off = 0;
+    if (crop) {
+      if (this->phase_ == caffe::TRAIN) {
+        h_off = Rand(height - crop + 1);
+        w_off = Rand(width - crop + 1);
+      } else {
+        h_off = (height - crop) / 2;
+        w_off = (width - crop) / 2;
+      }
+    }
+    const T* item = in + static_cast<int64_t>(n) * channels * height * width;
+    for (int c = 0; c < channels; ++c) {
+      const float mean_value = mean_values_.empty() ? 0.f
+          : mean_values_[mean_values_.size() == 1 ? 0 : c];
+      for (int h = 0; h < out_h; ++h) {
+        const int64_t row = (static_cast<int64_t>(c) * height + h_off + h) * width + w_off;
+        float* dst = out + ((static_cast<int64_t>(n) * channels + c) * out_h + h) * out_w;
+        for (int w = 0; w < out_w; ++w) {
+          float x = static_cast<float>(item[row + w]);
+          if (mean) {
+            x = (x - mean[row + w]) * scale;
+          } else if (!mean_values_.empty()) {
+            x = (x - mean_value) * scale;
+          } else {
+            x = x * scale;
+          }
+          dst[mirror ? out_w - 1 - w : w] = x;
+        }
+      }
+    }
+  }
 }
 
 // Registered by hand: Caffe's REGISTER_LAYER_CLASS also wants a double layer.

@@ -3,7 +3,10 @@
 // JavaDataLayer took them from the JVM. Its tops are shaped by an
 // input_param, exactly like Caffe's Input layer, and top 0 honours the
 // layer's transform_param (scale, mean_file/mean_value, crop_size, mirror)
-// with Caffe's own DataTransformer.
+// per image, with the arithmetic and random draws of Caffe's DataTransformer
+// on a Datum, so it feeds what Caffe's Data layer would. The transform reads
+// uint8 or float32 straight from the caller's buffer in one pass over the
+// cropped region.
 #ifndef SPARKNET_FEED_LAYER_HPP_
 #define SPARKNET_FEED_LAYER_HPP_
 
@@ -11,7 +14,8 @@
 #include <vector>
 
 #include "caffe/blob.hpp"
-#include "caffe/data_transformer.hpp"
+#include "caffe/common.hpp"
+#include "caffe/proto/caffe.pb.h"
 #include "caffe/layer.hpp"
 #include "sparknet_caffe.h"
 
@@ -55,12 +59,17 @@ class FeedLayer : public caffe::Layer<float> {
  private:
   void CopyTop(const sn_batch& batch, int i, caffe::Blob<float>* top);
   void TransformTop(const sn_batch& batch, caffe::Blob<float>* top);
+  template <typename T>
+  void TransformItems(const T* in, int height, int width, caffe::Blob<float>* top);
+  int Rand(int n);
 
   sn_feed_fn fn_;
   void* user_;
   bool transform_;
-  boost::shared_ptr<caffe::DataTransformer<float> > transformer_;
-  caffe::Blob<float> staging_;  // top 0 before its transform
+  caffe::TransformationParameter transform_param_;
+  caffe::Blob<float> mean_;           // mean_file's blob, (1, C, H, W)
+  std::vector<float> mean_values_;
+  boost::shared_ptr<caffe::Caffe::RNG> rng_;  // as DataTransformer::InitRand seeds it
 };
 
 }  // namespace sparknet

@@ -337,6 +337,15 @@ sn_status sn_net_train(sn_net* net, int iters, double* means, int capacity) {
   });
 }
 
+sn_status sn_net_forward_backward(sn_net* net, int iters) {
+  if (iters < 0) return Fail(SN_ERR_ARGUMENT, "iters must be >= 0");
+  return Guard([&] {
+    net->Enter();
+    Net<float>* train = net->net_for(SN_PHASE_TRAIN);
+    for (int it = 0; it < iters; ++it) train->ForwardBackward();
+  });
+}
+
 sn_status sn_net_test(sn_net* net, int iters, double* means, int capacity) {
   if (iters < 1) return Fail(SN_ERR_ARGUMENT, "iters must be >= 1");
   return Guard([&] {

@@ -74,6 +74,8 @@ SN_EXPORT sn_status sn_net_blob_shape(sn_net* net, int phase, const char* name,
 
 /* Step the solver; means[i] is train output i averaged over the steps. */
 SN_EXPORT sn_status sn_net_train(sn_net* net, int iters, double* means, int capacity);
+/* Forward + backward passes of the train net, no update (what `caffe time` runs). */
+SN_EXPORT sn_status sn_net_forward_backward(sn_net* net, int iters);
 /* Run the test net iters times; means[i] is test output i averaged. */
 SN_EXPORT sn_status sn_net_test(sn_net* net, int iters, double* means, int capacity);
 

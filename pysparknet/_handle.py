@@ -68,6 +68,9 @@ class NetHandle:
         N.check(N.sn_net_train(self.ptr, iters, means, num_outputs))
         return list(means[:num_outputs])
 
+    def forward_backward(self, iters: int) -> None:
+        N.check(N.sn_net_forward_backward(self.ptr, iters))
+
     def test(self, iters: int, num_outputs: int) -> list[float]:
         means = (c_double * max(num_outputs, 1))()
         N.check(N.sn_net_test(self.ptr, iters, means, num_outputs))

@@ -78,6 +78,7 @@ sn_net_output_name = _declare("sn_net_output_name", [sn_net_p, c_int, c_int, POI
 sn_net_blob_shape = _declare("sn_net_blob_shape", [sn_net_p, c_int, c_char_p, POINTER(c_int),
                                                    POINTER(c_int64)])
 sn_net_train = _declare("sn_net_train", [sn_net_p, c_int, POINTER(c_double), c_int])
+sn_net_forward_backward = _declare("sn_net_forward_backward", [sn_net_p, c_int])
 sn_net_test = _declare("sn_net_test", [sn_net_p, c_int, POINTER(c_double), c_int])
 sn_net_num_params = _declare("sn_net_num_params", [sn_net_p, POINTER(c_int), POINTER(c_int64)])
 sn_net_param_info = _declare("sn_net_param_info", [sn_net_p, c_int, POINTER(c_char_p),

@@ -219,6 +219,15 @@ class Net:
         means = self._run(lambda: self._handle.train(int(num_steps), len(outputs)))
         return dict(zip(outputs, means))
 
+    def forward_backward(self, num_steps: int) -> None:
+        """Forward and backward passes of the train net without a solver update:
+        what `caffe time` measures. Gradients accumulate; weights do not change."""
+        if not self.has_solver:
+            raise NetArgumentError("this is a test-only net: give solver_params")
+        if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
+            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps!r}")
+        self._run(lambda: self._handle.forward_backward(int(num_steps)))
+
     def test(self, num_steps: Optional[int] = None) -> dict[str, float]:
         """Forward `num_steps` validation batches; each output's mean over them.
 

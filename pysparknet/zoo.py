@@ -135,8 +135,12 @@ def _resolve_means(net: caffe_pb2.NetParameter, mean_file: Optional[str],
 def load(name_or_path: Union[str, Path], batch_size: Optional[int] = None,
          test_batch_size: Optional[int] = None, mean_file: Optional[str] = None,
          record_shape: Optional[Sequence[int]] = None,
-         solver: Union[str, Path, caffe_pb2.SolverParameter, None] = None) -> ZooModel:
-    """A zoo net by name (see ZOO), or any train_val prototxt path with record_shape."""
+         solver: Union[str, Path, caffe_pb2.SolverParameter, None] = None,
+         feed: bool = True) -> ZooModel:
+    """A zoo net by name (see ZOO), or any train_val prototxt path with record_shape.
+
+    feed=False keeps the data layers (for Caffe's own tools), means resolved.
+    """
     entry = ZOO.get(str(name_or_path))
     if entry is not None:
         net = parse_net(caffe_file(entry.net))
@@ -156,9 +160,17 @@ def load(name_or_path: Union[str, Path], batch_size: Optional[int] = None,
     solver_param.ClearField("net")
     solver_param.solver_mode = caffe_pb2.SolverParameter.CPU  # Net's device decides
     _resolve_means(net, mean_file, fallback, name)
-    fed = data_layers_to_inputs(net, record_shape, {caffe_pb2.TRAIN: batch_size,
-                                                    caffe_pb2.TEST: test_batch_size})
-    return ZooModel(name, fed, solver_param, record_shape)
+    batch_sizes = {caffe_pb2.TRAIN: batch_size, caffe_pb2.TEST: test_batch_size}
+    if not feed:
+        for layer in net.layer:
+            phase = layer.include[0].phase if layer.include else caffe_pb2.TRAIN
+            for field in _DATA_PARAMS:
+                if layer.type in DATA_LAYER_TYPES and layer.HasField(field) \
+                        and batch_sizes.get(phase):
+                    getattr(layer, field).batch_size = batch_sizes[phase]
+        return ZooModel(name, net, solver_param, record_shape)
+    return ZooModel(name, data_layers_to_inputs(net, record_shape, batch_sizes), solver_param,
+                    record_shape)
 
 
 def lenet(batch_size: int = 64, test_batch_size: int = 100) -> caffe_pb2.NetParameter:
