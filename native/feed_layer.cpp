@@ -59,15 +59,19 @@ void FeedLayer::LayerSetUp(const std::vector<Blob<float>*>& bottom,
     top[i]->Reshape(param.shape(num_shape == 1 ? 0 : i));
   }
   transform_ = this->layer_param_.has_transform_param();
-  if (!transform_) return;
+  if (transform_) SetUpTransform(top[0]);
+  caffe::caffe_rng_rand();  // what StartInternalThread draws for its thread's seed
+}
+
+void FeedLayer::SetUpTransform(Blob<float>* data) {
   transform_param_ = this->layer_param_.transform_param();
-  CHECK_EQ(top[0]->num_axes(), 4) << "layer '" << this->layer_param_.name()
+  CHECK_EQ(data->num_axes(), 4) << "layer '" << this->layer_param_.name()
       << "': transform_param needs a 4-d data top (N, C, H, W)";
   const int crop = transform_param_.crop_size();
   if (crop) {
-    CHECK(top[0]->height() == crop && top[0]->width() == crop)
+    CHECK(data->height() == crop && data->width() == crop)
         << "layer '" << this->layer_param_.name() << "': crop_size " << crop
-        << " but its data top is " << top[0]->shape_string();
+        << " but its data top is " << data->shape_string();
   }
   CHECK(!(transform_param_.has_mean_file() && transform_param_.mean_value_size() > 0))
       << "Cannot specify mean_file and mean_value at the same time";
@@ -75,16 +79,23 @@ void FeedLayer::LayerSetUp(const std::vector<Blob<float>*>& bottom,
     caffe::BlobProto proto;
     caffe::ReadProtoFromBinaryFileOrDie(transform_param_.mean_file().c_str(), &proto);
     mean_.FromProto(proto);
-    CHECK_EQ(mean_.channels(), top[0]->channels()) << "mean file " << transform_param_.mean_file()
-        << " has " << mean_.channels() << " channels; the data has " << top[0]->channels();
+    CHECK_EQ(mean_.channels(), data->channels()) << "mean file " << transform_param_.mean_file()
+        << " has " << mean_.channels() << " channels; the data has " << data->channels();
   }
   mean_values_.assign(transform_param_.mean_value().begin(), transform_param_.mean_value().end());
-  CHECK(mean_values_.size() <= 1 || static_cast<int>(mean_values_.size()) == top[0]->channels())
-      << "Specify either 1 mean_value or as many as channels: " << top[0]->channels();
-  // DataTransformer::InitRand: one draw from Caffe's RNG, only if random.
+  CHECK(mean_values_.size() <= 1 || static_cast<int>(mean_values_.size()) == data->channels())
+      << "Specify either 1 mean_value or as many as channels: " << data->channels();
+  // Draw from Caffe's RNG exactly as its prefetching data layers do, so the
+  // same seed gives the same crops, flips and weight fillers as `caffe train`:
+  // DataTransformer::InitRand runs twice (BaseDataLayer and
+  // BasePrefetchingDataLayer::LayerSetUp; the second seed is the one used),
+  // then StartInternalThread draws its thread's seed (LayerSetUp's last draw).
   const bool needs_rand = transform_param_.mirror() ||
                           (this->phase_ == caffe::TRAIN && crop);
-  if (needs_rand) rng_.reset(new caffe::Caffe::RNG(caffe::caffe_rng_rand()));
+  if (needs_rand) {
+    caffe::caffe_rng_rand();
+    rng_.reset(new caffe::Caffe::RNG(caffe::caffe_rng_rand()));
+  }
 }
 
 int FeedLayer::Rand(int n) {

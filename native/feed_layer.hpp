@@ -57,6 +57,7 @@ class FeedLayer : public caffe::Layer<float> {
                     const std::vector<caffe::Blob<float>*>& bottom) override {}
 
  private:
+  void SetUpTransform(caffe::Blob<float>* data);
   void CopyTop(const sn_batch& batch, int i, caffe::Blob<float>* top);
   void TransformTop(const sn_batch& batch, caffe::Blob<float>* top);
   template <typename T>

@@ -59,23 +59,70 @@ def test_caffe_train_caffemodel_loads_into_net(tmp_path, fmnist_test, fmnist_lmd
 
 
 def test_training_matches_caffe_train_exactly(tmp_path, fmnist_train, fmnist_lmdb):
-    """Same start, same seed, same data order: the same weights after 200 iterations."""
+    """Same seed, same data order, same iterations: the same weights as `caffe train`,
+    from the seeded initialisation on (the feed layer draws Caffe's RNG as its Data
+    layer does, so even the fillers agree)."""
     iters = 200
-    start = Net(zoo.lenet(), zoo.lenet_solver(), seed=21)
-    start.save(tmp_path / "start.caffemodel")
     _, solver = write_lenet_for_tool(tmp_path, fmnist_lmdb, max_iter=iters, random_seed=21,
-                                     test_interval=10**9, test_iter=[1])
-    run_caffe(["train", "-solver", str(solver), "-weights", str(tmp_path / "start.caffemodel")])
-    tool = Net(zoo.lenet())
-    tool.load(tmp_path / f"lenet_iter_{iters}.caffemodel")
+                                     test_interval=10**9, test_iter=[1], snapshot=100)
+    run_caffe(["train", "-solver", str(solver)])
+    tool_at = {}
+    for it in (100, iters):
+        tool_at[it] = Net(zoo.lenet())
+        tool_at[it].load(tmp_path / f"lenet_iter_{it}.caffemodel")
 
     ours = Net(zoo.lenet(), zoo.lenet_solver(), seed=21)
-    ours.load(tmp_path / "start.caffemodel")
+    start = ours.get_weights()
     ours.set_training_data(fmnist_train)  # the LMDB holds the same records in order
-    ours.train(iters)
-    a, b = ours.get_weights().flat, tool.get_weights().flat
+    ours.train(100)
+    assert ours.get_weights() == tool_at[100].get_weights()
+    ours.train(iters - 100)
+    a, b = ours.get_weights().flat, tool_at[iters].get_weights().flat
     rel = np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))
-    moved = np.max(np.abs(a - start.get_weights().flat))
     print(f"max relative difference to caffe train after {iters} iterations: {rel:.3g}")
-    assert moved > 1e-3  # training did move the weights
+    assert np.max(np.abs(a - start.flat)) > 1e-3  # training did move the weights
     assert rel <= 1e-6
+
+
+def test_random_crop_and_mirror_match_caffes_data_layer(tmp_path, fmnist_train, fmnist_lmdb):
+    """With crop_size and mirror, the feed layer draws the same per-image crops and
+    flips as Caffe's Data layer: caffe train from the LMDB gives the same weights."""
+    from pysparknet.prototxt import parse_net
+
+    def with_augmentation(net):
+        for layer in net.layer:
+            if layer.type in ("Data", "Input"):
+                layer.transform_param.crop_size = 24
+                layer.transform_param.mirror = True
+        return net
+
+    iters = 60
+    train_db, test_db = fmnist_lmdb
+    ours_net = with_augmentation(zoo.data_layers_to_inputs(
+        parse_net(zoo.caffe_file("examples/mnist/lenet_train_test.prototxt")), (1, 24, 24)))
+    start = Net(ours_net, zoo.lenet_solver(), seed=5)
+    start.save(tmp_path / "start.caffemodel")
+    model = tmp_path / "aug.prototxt"
+    model.write_text(to_text(with_augmentation(lenet_lmdb_prototxt(train_db, test_db))))
+    solver = zoo.lenet_solver()
+    solver.net, solver.snapshot_prefix = str(model), str(tmp_path / "aug")
+    solver.max_iter, solver.random_seed = iters, 5
+    solver.test_interval, solver.test_initialization = 10**9, False
+    solver.test_iter[:] = [1]
+    (tmp_path / "solver.prototxt").write_text(to_text(solver))
+    run_caffe(["train", "-solver", str(tmp_path / "solver.prototxt"),
+               "-weights", str(tmp_path / "start.caffemodel")])
+    tool = Net(ours_net)
+    tool.load(tmp_path / f"aug_iter_{iters}.caffemodel")
+
+    ours = Net(ours_net, zoo.lenet_solver(), seed=5)
+    ours.load(tmp_path / "start.caffemodel")
+    ours.set_training_data(fmnist_train)
+    ours.train(iters)
+    assert ours.get_weights() == tool.get_weights()
+    # The augmented run is not the plain one.
+    plain = Net(ours_net, zoo.lenet_solver(), seed=5)
+    plain.load(tmp_path / "start.caffemodel")
+    plain.set_training_data((fmnist_train[0][:, 2:26, 2:26], fmnist_train[1]))
+    plain.train(iters)
+    assert plain.get_weights() != ours.get_weights()
