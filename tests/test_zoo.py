@@ -83,3 +83,13 @@ def test_fine_tune_copies_matching_layers_and_refuses_misfits(tmp_path):
                                                r"ip2\[1\]: file \(10,\), net \(4,\)"):
         misfit.load(tmp_path / "base.caffemodel")
     assert misfit.get_weights() == kept
+
+
+def test_sparknet_models_lists_every_zoo_net():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "pysparknet.cli", "models"], cwd="/",
+                         capture_output=True, text=True, check=True).stdout
+    for name, count in PARAMS.items():
+        line = next(l for l in out.splitlines() if l.startswith(name + " "))
+        assert f"{count:,d}" in line
