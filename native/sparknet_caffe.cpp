@@ -300,6 +300,13 @@ sn_status sn_net_iter(sn_net* net, int* iter) {
   return SN_OK;
 }
 
+sn_status sn_net_set_iter(sn_net* net, int iter) {
+  if (!net->solver) return Fail(SN_ERR_ARGUMENT, "this net has no solver (test-only)");
+  if (iter < 0) return Fail(SN_ERR_ARGUMENT, "iter must be >= 0");
+  net->solver.get()->*SolverAccess::iter() = iter;
+  return SN_OK;
+}
+
 sn_status sn_net_num_outputs(sn_net* net, int phase, int* count) {
   return Guard([&] { *count = static_cast<int>(net->net_for(phase)->output_blobs().size()); });
 }

@@ -64,6 +64,8 @@ SN_EXPORT void sn_net_destroy(sn_net* net);
 SN_EXPORT sn_status sn_net_set_feed(sn_net* net, sn_feed_fn fn, void* user);
 SN_EXPORT sn_status sn_net_has_solver(sn_net* net, int* has_solver);
 SN_EXPORT sn_status sn_net_iter(sn_net* net, int* iter);
+/* Move the solver to iteration `iter` (learning-rate schedule; a resumed run). */
+SN_EXPORT sn_status sn_net_set_iter(sn_net* net, int iter);
 
 /* Output blobs of the train (phase 0) or test (phase 1) net. */
 SN_EXPORT sn_status sn_net_num_outputs(sn_net* net, int phase, int* count);

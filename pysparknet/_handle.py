@@ -43,6 +43,9 @@ class NetHandle:
         N.check(N.sn_net_iter(self.ptr, byref(it)))
         return it.value
 
+    def set_iteration(self, iteration: int) -> None:
+        N.check(N.sn_net_set_iter(self.ptr, iteration))
+
     def output_names(self, phase: int) -> list[str]:
         count = c_int()
         N.check(N.sn_net_num_outputs(self.ptr, phase, byref(count)))

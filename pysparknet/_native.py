@@ -73,6 +73,7 @@ sn_net_destroy = _declare("sn_net_destroy", [sn_net_p], None)
 sn_net_set_feed = _declare("sn_net_set_feed", [sn_net_p, sn_feed_fn, c_void_p])
 sn_net_has_solver = _declare("sn_net_has_solver", [sn_net_p, POINTER(c_int)])
 sn_net_iter = _declare("sn_net_iter", [sn_net_p, POINTER(c_int)])
+sn_net_set_iter = _declare("sn_net_set_iter", [sn_net_p, c_int])
 sn_net_num_outputs = _declare("sn_net_num_outputs", [sn_net_p, c_int, POINTER(c_int)])
 sn_net_output_name = _declare("sn_net_output_name", [sn_net_p, c_int, c_int, POINTER(c_char_p)])
 sn_net_blob_shape = _declare("sn_net_blob_shape", [sn_net_p, c_int, c_char_p, POINTER(c_int),

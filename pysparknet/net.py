@@ -246,8 +246,14 @@ class Net:
 
     @property
     def iteration(self) -> int:
-        """Solver iterations done so far."""
+        """Solver iterations done so far (the learning-rate schedule follows it)."""
         return self._handle.iteration()
+
+    @iteration.setter
+    def iteration(self, value: int) -> None:
+        if not self.has_solver:
+            raise NetArgumentError("this is a test-only net: it has no iterations")
+        self._handle.set_iteration(int(value))
 
     # --- weights ------------------------------------------------------------
     def get_weights(self, out: Optional[WeightCollection] = None) -> WeightCollection:

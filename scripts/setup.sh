@@ -12,6 +12,7 @@ packages=(build-essential cmake ninja-build pkg-config patch curl ca-certificate
           libopenblas-dev liblmdb-dev libleveldb-dev libsnappy-dev libhdf5-dev
           libopencv-dev dataset-fashion-mnist)
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv python3-dev)
+command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)  # Spark
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -1,0 +1,35 @@
+"""SparkSessions for SparkNet runs on this machine (local, local-cluster, standalone)."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pysparknet",
+                conf: dict | None = None):
+    """A SparkSession on `master`, bound to 127.0.0.1, whose executors run this Python.
+
+    local-cluster[K,1,MB] starts K executor JVMs, each with one core: SparkNet's
+    one solver per executor.
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Executors must run this interpreter (it has pysparknet); the conf alone
+    # does not reach local-cluster executors, the environment does.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (SparkSession.builder.master(master).appName(app_name)
+               .config("spark.driver.host", "127.0.0.1")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.pyspark.python", sys.executable)
+               .config("spark.pyspark.driver.python", sys.executable)
+               .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.python.worker.reuse", "true")
+               # A solver's thread pool: one core per executor task.
+               .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,202 @@
+"""The SparkNet driver loop (Moritz et al., ICLR 2016, Algorithm 1).
+
+Each round: broadcast the current weights; every worker sets them on its
+persistent solver and trains tau iterations on its own cached partition; the
+driver takes the mean of the K workers' weights. Validation, checkpoints and
+metrics happen between rounds, on the driver.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ..errors import DataError, SparkNetError
+from ..net import Net, TRAIN
+from ..prototxt import Source, parse_net, parse_solver
+from ..weights import WeightCollection
+from . import checkpoint
+from .worker import NetSpec, release, stack_partition, train_round
+
+
+class TrainingDivergedError(SparkNetError, FloatingPointError):
+    """A round produced a non-finite loss; the last good weights were kept."""
+
+
+@dataclass
+class FitResult:
+    weights: WeightCollection
+    history: list[dict] = field(default_factory=list)
+
+
+def _worker_failure(error: Exception) -> Exception:
+    """Spark wraps a worker's exception in Java's; surface pysparknet's own message."""
+    text = str(error)
+    for kind in ("DataError", "NetArgumentError", "CaffeError", "FeedError"):
+        marker = f"pysparknet.errors.{kind}: "
+        if marker in text:
+            message = text.split(marker, 1)[1].splitlines()[0]
+            from .. import errors
+            return getattr(errors, kind)(f"on a worker: {message}")
+    return error
+
+
+class SparkNetTrainer:
+    """Data-parallel training of a Caffe net on Spark, as SparkNet does it."""
+
+    def __init__(self, spark, net_params: Source, solver_params: Source, num_workers: int = 2,
+                 tau: int = 50, device: str = "cpu", seed: Optional[int] = None):
+        if not isinstance(tau, int) or tau <= 0:
+            raise ValueError(f"tau must be a positive number of iterations, got {tau!r}")
+        if not isinstance(num_workers, int) or num_workers <= 0:
+            raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
+        self.spark = spark
+        self.sc = spark.sparkContext
+        self.net_param = parse_net(net_params)
+        self.solver_param = parse_solver(solver_params)
+        self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
+        # The driver's own net: initial weights, validation, checkpoints (CPU).
+        self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
+
+    # --- data ---------------------------------------------------------------
+    def _training_rdd(self, train_data):
+        if hasattr(train_data, "rdd") and hasattr(train_data, "columns"):  # a DataFrame
+            image_col, label_col = train_data.columns[:2]
+            train_data = train_data.rdd.map(
+                lambda row: (np.asarray(row[image_col]), row[label_col]))
+        if train_data.getNumPartitions() != self.num_workers:
+            train_data = train_data.repartition(self.num_workers)
+        return train_data.mapPartitionsWithIndex(stack_partition).cache()
+
+    def _validation_arrays(self, validation_data):
+        if validation_data is None or isinstance(validation_data, tuple):
+            return validation_data
+        records = validation_data.collect()  # an RDD of (ndarray, label)
+        return np.stack([np.asarray(r[0]) for r in records]), np.asarray([r[1] for r in records])
+
+    # --- the loop -----------------------------------------------------------
+    def fit(self, train_data, validation_data=None, rounds: int = 10,
+            checkpoint_dir: Union[str, Path, None] = None, resume: bool = False,
+            validate_every: int = 1, checkpoint_every: int = 1,
+            metrics_path: Union[str, Path, None] = None, progress: bool = True) -> FitResult:
+        from tqdm import tqdm
+
+        train = self._training_rdd(train_data)
+        batch = self.driver_net.batch_size(TRAIN)
+        try:  # materialises the cache and checks every record's shape
+            count = train.map(lambda arrays: len(arrays[1])).sum()
+        except Exception as error:  # noqa: BLE001
+            train.unpersist()
+            raise _worker_failure(error) from error
+        if count < self.num_workers * batch:
+            train.unpersist()
+            raise DataError(f"{count} training records cannot fill a minibatch of {batch} on "
+                            f"each of {self.num_workers} workers (need >= "
+                            f"{self.num_workers * batch})")
+        validation = self._validation_arrays(validation_data)
+        if validation is not None:
+            self.driver_net.set_validation_data(validation)
+
+        weights, history, start = self.driver_net.get_weights(), [], 0
+        if checkpoint_dir is not None and resume:
+            found = checkpoint.load(Path(checkpoint_dir), self.driver_net)
+            if found is not None:
+                weights, history, start = found.weights, found.history, found.round
+                self._check_same_run(found.meta)
+
+        run_id = uuid.uuid4().hex
+        spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
+                                         self.solver_param.SerializeToString(), self.device,
+                                         self.seed))
+        metrics = open(metrics_path, "a") if metrics_path else None
+        bar = tqdm(total=rounds, initial=start, unit="round", disable=not progress)
+        started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+        try:
+            for r in range(start, rounds):
+                weights, record = self._round(r, rounds, train, spec, weights, count, started)
+                if validation is not None and ((r + 1) % validate_every == 0 or r + 1 == rounds):
+                    self.driver_net.set_weights(weights)
+                    record.update({f"val_{k}": v for k, v in self.driver_net.test().items()})
+                history.append(record)
+                if metrics:
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
+                if checkpoint_dir is not None and ((r + 1) % checkpoint_every == 0
+                                                   or r + 1 == rounds):
+                    self._checkpoint(checkpoint_dir, r + 1, weights, history)
+                bar.update(1)
+                bar.set_postfix({k: f"{record[k]:.4g}" for k in
+                                 ("loss", "val_accuracy", "images_per_s", "sync_s")
+                                 if k in record})
+        except TrainingDivergedError:
+            if checkpoint_dir is not None and history:
+                self._checkpoint(checkpoint_dir, history[-1]["round"], weights, history)
+            raise
+        finally:
+            bar.close()
+            if metrics:
+                metrics.close()
+            self._release(run_id)
+            spec.unpersist()
+            train.unpersist()
+        self.driver_net.set_weights(weights)
+        return FitResult(weights, history)
+
+    def _round(self, r, rounds, train, spec, weights, count, started):
+        self.sc.setJobGroup(f"sparknet-round-{r + 1}",
+                            f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
+                            f"x tau={self.tau} iterations")
+        shipped = self.sc.broadcast(weights.flat)
+        tic = time.perf_counter()
+        try:
+            results = train.mapPartitionsWithIndex(partial(
+                train_round, spec_bc=spec, weights_bc=shipped, tau=self.tau,
+                start_iter=r * self.tau)).collect()
+        except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
+            raise _worker_failure(error) from error
+        finally:
+            shipped.unpersist()
+        wall = time.perf_counter() - tic
+        results.sort(key=lambda result: result[0])
+        losses = [outputs.get("loss", float("nan")) for _, _, outputs, _, _ in results]
+        if not all(math.isfinite(loss) for loss in losses):
+            raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
+                                        f"weights of round {r} are kept")
+        mean = WeightCollection.mean([WeightCollection(weights.layout, flat)
+                                      for _, flat, _, _, _ in results])
+        compute = max(result[3] for result in results)
+        batch = self.driver_net.batch_size(TRAIN)
+        record = {"round": r + 1, "iterations": (r + 1) * self.tau,
+                  "loss": float(np.mean(losses)),
+                  "images_per_s": self.num_workers * self.tau * batch / wall,
+                  "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
+                  "rebuilt_solvers": sum(1 for result in results if result[4]),
+                  "elapsed_s": time.perf_counter() - started}
+        return mean, record
+
+    def _checkpoint(self, directory, round_done, weights, history):
+        self.driver_net.set_weights(weights)
+        self.driver_net.iteration = round_done * self.tau
+        checkpoint.save(Path(directory), self.driver_net, round_done, history,
+                        {"tau": self.tau, "num_workers": self.num_workers})
+
+    def _check_same_run(self, meta: dict) -> None:
+        if meta.get("tau") != self.tau or meta.get("num_workers") != self.num_workers:
+            raise ValueError(f"the checkpoint was written with tau={meta.get('tau')}, "
+                             f"K={meta.get('num_workers')}; this trainer has tau={self.tau}, "
+                             f"K={self.num_workers}")
+
+    def _release(self, run_id: str) -> None:
+        """Best effort: free the run's solvers on every worker."""
+        try:
+            self.sc.parallelize(range(self.num_workers), self.num_workers).map(
+                lambda _: release(run_id)).collect()
+        except Exception:  # noqa: BLE001 - an idle worker frees them at the next run
+            pass
