@@ -139,3 +139,18 @@ def test_shape_mismatch_inside_caffe(tiny_data):
     with pytest.raises(CaffeError, match=r"eltwise_layer.cpp.*Check failed"):
         Net(bad, TINY_SOLVER)
     still_works(tiny_data)
+
+
+def test_a_diverged_net_is_freed_cleanly(fmnist_train):
+    """NaN through max pooling once wrote before a Caffe buffer (patch 0004)."""
+    from pysparknet import zoo
+    solver = zoo.lenet_solver()
+    solver.base_lr, solver.lr_policy = 0.3, "fixed"
+    for _ in range(2):
+        net = Net(zoo.lenet(), solver, seed=1)
+        net.set_training_data((fmnist_train[0][:500], fmnist_train[1][:500]))
+        assert np.isnan(net.train(20)["loss"])
+        net.close()
+    still_works_lenet = Net(zoo.lenet(), zoo.lenet_solver(), seed=1)
+    still_works_lenet.set_training_data(fmnist_train)
+    assert np.isfinite(still_works_lenet.train(5)["loss"])

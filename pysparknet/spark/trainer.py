@@ -136,8 +136,9 @@ class SparkNetTrainer:
                                  ("loss", "val_accuracy", "images_per_s", "sync_s")
                                  if k in record})
         except TrainingDivergedError:
-            if checkpoint_dir is not None and history:
-                self._checkpoint(checkpoint_dir, history[-1]["round"], weights, history)
+            if checkpoint_dir is not None:  # the last good weights, whatever round
+                self._checkpoint(checkpoint_dir, history[-1]["round"] if history else start,
+                                 weights, history)
             raise
         finally:
             bar.close()
