@@ -87,6 +87,97 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _load_model(spec: str, batch_size: int, record_shape):
+    """A zoo name, a 'module:attribute' NetParams, or a train_val prototxt path."""
+    import importlib
+
+    from . import zoo
+    if spec in zoo.ZOO or spec.endswith(".prototxt"):
+        model = zoo.load(spec, batch_size=batch_size, test_batch_size=100,
+                         record_shape=record_shape)
+        return model.net, model.solver
+    module, _, attribute = spec.partition(":")
+    if not attribute:
+        raise SystemExit(f"--model {spec!r}: a zoo name ({', '.join(zoo.ZOO)}), a "
+                         "train_val .prototxt, or module:attribute of a NetParams")
+    net = getattr(importlib.import_module(module), attribute)
+    return net, zoo.load("lenet").solver
+
+
+def _load_data(spec: str):
+    """(train, test) (images, labels) arrays from a dataset name, IDX folder or LMDB."""
+    import numpy as np
+
+    from .data import fashion_mnist
+    from .data.lmdb_datum import read_datum_lmdb
+    if spec in ("fashion-mnist", "fashion_mnist"):
+        return fashion_mnist("train"), fashion_mnist("test")
+    path = Path(spec)
+    if (path / "data.mdb").exists():
+        records = list(read_datum_lmdb(path))
+        data = np.stack([r[0] for r in records]), np.array([r[1] for r in records])
+        return data, None
+    if path.is_dir():  # MNIST's own IDX files
+        return fashion_mnist("train", path), fashion_mnist("test", path)
+    raise SystemExit(f"--data {spec!r}: 'fashion-mnist', a folder of MNIST IDX files, or a "
+                     "Caffe LMDB of Datum records")
+
+
+def cmd_train(args) -> int:
+    """SparkNet: K workers, tau local iterations per round, the mean of their weights."""
+    from .spark import SparkNetTrainer, local_spark
+
+    net, solver = _load_model(args.model, args.batch_size, args.record_shape)
+    train, test = _load_data(args.data)
+    master = args.master or f"local-cluster[{args.workers},1,2048]"
+    spark = local_spark(master, app_name=f"sparknet train {args.model}")
+    try:
+        rdd = spark.sparkContext.parallelize(list(zip(train[0], train[1].tolist())),
+                                             args.workers)
+        trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
+                                  seed=args.seed)
+        result = trainer.fit(rdd, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
+                             resume=args.resume, validate_every=args.validate_every,
+                             checkpoint_every=args.checkpoint_every,
+                             metrics_path=args.metrics, progress=not args.quiet)
+    finally:
+        spark.stop()
+    last = result.history[-1]
+    if args.save:
+        trainer.driver_net.save(args.save)
+    accuracy = last.get("val_accuracy")
+    print(f"SparkNet {args.model}: K={args.workers} workers x tau={args.tau}, "
+          f"{last['round']} rounds in {last['elapsed_s']:.1f} s"
+          + (f"; test accuracy {accuracy * 100:.2f}% on {len(test[0])} images"
+             if accuracy is not None else ""))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    """Accuracy vs. wall-clock time and vs. iterations, from a metrics file, to PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(args.metrics).read_text().splitlines() if line]
+    rows = [r for r in rows if "val_accuracy" in r]
+    if not rows:
+        raise SystemExit(f"{args.metrics} holds no rounds with val_accuracy")
+    fig, (by_time, by_iter) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    accuracy = [100 * r["val_accuracy"] for r in rows]
+    by_time.plot([r["elapsed_s"] for r in rows], accuracy, marker="o")
+    by_time.set(xlabel="wall-clock time (s)", ylabel="test accuracy (%)")
+    by_iter.plot([r["iterations"] for r in rows], accuracy, marker="o")
+    by_iter.set(xlabel="iterations per worker")
+    for ax in (by_time, by_iter):
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(Path(args.metrics).name)
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=100)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="sparknet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +200,34 @@ def main(argv=None) -> int:
     demo.add_argument("--save", type=Path, help="write the final .caffemodel here")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
+
+    train = sub.add_parser("train", help="SparkNet: train a net data-parallel on Spark",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--model", default="lenet",
+                       help="zoo name, train_val .prototxt, or module:attribute (NetParams)")
+    train.add_argument("--data", default="fashion-mnist",
+                       help="fashion-mnist, a folder of MNIST IDX files, or a Datum LMDB")
+    train.add_argument("--workers", type=int, default=2, help="K: workers (partitions)")
+    train.add_argument("--tau", type=int, default=50, help="iterations per worker per round")
+    train.add_argument("--rounds", type=int, default=60)
+    train.add_argument("--master", help="Spark master (default local-cluster[K,1,2048])")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--record-shape", type=int, nargs=3, metavar=("C", "H", "W"),
+                       help="data top shape, for a .prototxt model")
+    train.add_argument("--validate-every", type=int, default=10, help="rounds")
+    train.add_argument("--checkpoint-dir", type=Path)
+    train.add_argument("--checkpoint-every", type=int, default=10, help="rounds")
+    train.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    train.add_argument("--metrics", type=Path, help="append one JSON line per round here")
+    train.add_argument("--save", type=Path, help="write the final .caffemodel here")
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train)
+
+    plot = sub.add_parser("plot", help="plot a metrics file (accuracy vs. time, iterations)")
+    plot.add_argument("metrics", type=Path)
+    plot.add_argument("-o", "--output", type=Path, default=Path("accuracy.png"))
+    plot.set_defaults(run=cmd_plot)
 
     args = parser.parse_args(argv)
     return args.run(args)

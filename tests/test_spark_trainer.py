@@ -140,3 +140,16 @@ def test_divergence_stops_and_keeps_the_last_good_weights(spark, tmp_path, fmnis
     good = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5)
     assert good.fit(spark.sparkContext.parallelize(records(x, y), 2), rounds=1,
                     progress=False).history[0]["rebuilt_solvers"] == 2
+
+
+def test_lenet_two_workers_reach_90_percent(spark, fmnist_train, fmnist_test):
+    """K=2, tau=50 on a local cluster; Caffe alone reaches 90.53% at 8,000 iterations.
+    (Measured: 90.11% after 100 rounds, 90.64% after 120.)"""
+    rdd = spark.sparkContext.parallelize(records(*fmnist_train), 2)
+    trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=50,
+                              seed=1)
+    result = trainer.fit(rdd, fmnist_test, rounds=120, validate_every=1000, progress=False)
+    final = result.history[-1]
+    print(f"K=2, tau=50, 120 rounds: {final}")
+    assert final["val_accuracy"] >= 0.90
+    assert sum(h["rebuilt_solvers"] for h in result.history[1:]) == 0

@@ -6,12 +6,16 @@ import sys
 
 
 def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pysparknet",
-                conf: dict | None = None):
+                conf: dict | None = None, checkpoint_dir: str | None = None):
     """A SparkSession on `master`, bound to 127.0.0.1, whose executors run this Python.
 
     local-cluster[K,1,MB] starts K executor JVMs, each with one core: SparkNet's
-    one solver per executor.
+    one solver per executor. RDD checkpoints (the trainer uses them to keep its
+    cached training data out of every task) go to checkpoint_dir, by default a
+    fresh temporary folder.
     """
+    import tempfile
+
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -32,4 +36,5 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setCheckpointDir(checkpoint_dir or tempfile.mkdtemp(prefix="sparknet-rdd-"))
     return spark

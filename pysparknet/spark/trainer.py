@@ -73,7 +73,13 @@ class SparkNetTrainer:
                 lambda row: (np.asarray(row[image_col]), row[label_col]))
         if train_data.getNumPartitions() != self.num_workers:
             train_data = train_data.repartition(self.num_workers)
-        return train_data.mapPartitionsWithIndex(stack_partition).cache()
+        stacked = train_data.mapPartitionsWithIndex(stack_partition).cache()
+        if self.sc.getCheckpointDir():
+            # Cut the lineage: an RDD made by sc.parallelize carries its records in
+            # every task it has, i.e. in every round. The checkpoint files still let
+            # a lost executor's partition be read back.
+            stacked.checkpoint()
+        return stacked
 
     def _validation_arrays(self, validation_data):
         if validation_data is None or isinstance(validation_data, tuple):

@@ -1,0 +1,113 @@
+"""A Spark standalone cluster on 127.0.0.1, from the pip-installed pyspark.
+
+The pip package has no sbin/start-master.sh; this starts the master and the
+workers with bin/spark-class, each in its own process group, and stops them
+(and the executors the workers launched) together.
+
+    with StandaloneCluster(workers=2) as cluster:
+        spark = local_spark(cluster.master_url)
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StandaloneCluster:
+    """A master and K workers (one core each by default) on 127.0.0.1."""
+
+    def __init__(self, workers: int = 2, cores_per_worker: int = 1, memory: str = "1g",
+                 work_dir: Optional[str] = None):
+        import pyspark
+        self.spark_home = Path(pyspark.__file__).resolve().parent
+        self.workers, self.cores, self.memory = workers, cores_per_worker, memory
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="sparknet-cluster-"))
+        self.port, self.ui_port = _free_port(), _free_port()
+        self.master_url = f"spark://127.0.0.1:{self.port}"
+        self._procs: list[subprocess.Popen] = []
+
+    def _spark_class(self, *args: str, log: str) -> subprocess.Popen:
+        env = {**os.environ, "SPARK_HOME": str(self.spark_home), "SPARK_LOCAL_IP": "127.0.0.1",
+               "PYSPARK_PYTHON": sys.executable}
+        out = open(self.work_dir / log, "w")
+        proc = subprocess.Popen([str(self.spark_home / "bin" / "spark-class"), *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._procs.append(proc)
+        return proc
+
+    def status(self) -> dict:
+        """The master's own JSON view (workers, applications)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as r:
+            return json.load(r)
+
+    def start(self, timeout: float = 90) -> "StandaloneCluster":
+        self._spark_class("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                          "--port", str(self.port), "--webui-port", str(self.ui_port),
+                          log="master.log")
+        for i in range(self.workers):
+            self._spark_class("org.apache.spark.deploy.worker.Worker", self.master_url,
+                              "--host", "127.0.0.1", "--cores", str(self.cores),
+                              "--memory", self.memory, "--webui-port", "0",
+                              "--work-dir", str(self.work_dir / f"worker{i}"),
+                              log=f"worker{i}.log")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.status().get("aliveworkers", 0) >= self.workers:
+                    return self
+            except OSError:
+                pass
+            if any(p.poll() is not None for p in self._procs):
+                break
+            time.sleep(0.5)
+        self.stop()
+        logs = "\n".join((self.work_dir / f).read_text()[-1500:]
+                         for f in ("master.log", "worker0.log") if (self.work_dir / f).exists())
+        raise RuntimeError(f"the standalone cluster did not come up in {timeout:.0f} s:\n{logs}")
+
+    def executor_pids(self) -> list[int]:
+        """PIDs of the executor JVMs the workers launched."""
+        out = subprocess.run(["pgrep", "-f", "CoarseGrainedExecutorBackend"],
+                             capture_output=True, text=True).stdout.split()
+        ours = []
+        for pid in map(int, out):
+            try:
+                if os.getpgid(pid) in {p.pid for p in self._procs}:
+                    ours.append(pid)
+            except ProcessLookupError:
+                continue
+        return ours
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self._procs.clear()
+
+    def __enter__(self) -> "StandaloneCluster":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

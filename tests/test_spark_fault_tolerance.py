@@ -1,0 +1,93 @@
+"""Fault tolerance on real processes: an executor killed mid-round on a standalone
+cluster, and a driver killed between checkpoints and resumed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pysparknet import zoo
+from pysparknet.spark import SparkNetTrainer, local_spark
+from pysparknet.spark.cluster import StandaloneCluster
+
+
+def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmnist_test):
+    x, y = fmnist_train[0][:20000], fmnist_train[1][:20000]
+    validation = (fmnist_test[0][:2000], fmnist_test[1][:2000])
+    with StandaloneCluster(workers=2, memory="1g") as cluster:
+        spark = local_spark(cluster.master_url, conf={
+            "spark.executor.cores": "1", "spark.cores.max": "2",
+            "spark.executor.memory": "768m"})
+        try:
+            rdd = spark.sparkContext.parallelize(list(zip(x, y.tolist())), 2)
+
+            def run(metrics):
+                trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(),
+                                          num_workers=2, tau=50, seed=7)
+                return trainer.fit(rdd, validation, rounds=16, validate_every=16,
+                                   metrics_path=metrics, progress=False)
+
+            undisturbed = run(tmp_path / "undisturbed.jsonl")
+            killed = []
+
+            def kill_one_executor_mid_round():
+                metrics = tmp_path / "disturbed.jsonl"
+                while not metrics.exists() or len(metrics.read_text().splitlines()) < 4:
+                    time.sleep(0.1)
+                time.sleep(0.4)  # inside round 5's training
+                pid = cluster.executor_pids()[0]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+            killer = threading.Thread(target=kill_one_executor_mid_round, daemon=True)
+            killer.start()
+            disturbed = run(tmp_path / "disturbed.jsonl")
+            killer.join(timeout=5)
+        finally:
+            spark.stop()
+    assert killed, "no executor was killed"
+    assert sum(h["rebuilt_solvers"] for h in disturbed.history[4:]) >= 1
+    before, after = undisturbed.history[-1]["val_accuracy"], disturbed.history[-1]["val_accuracy"]
+    print(f"undisturbed {before:.4f}, executor killed in round 5: {after:.4f}")
+    assert abs(before - after) <= 0.005
+
+
+def test_driver_killed_between_checkpoints_resumes(tmp_path):
+    ckpt, metrics = tmp_path / "ckpt", tmp_path / "metrics.jsonl"
+    command = [sys.executable, "-m", "pysparknet.cli", "train", "--workers", "2", "--tau", "10",
+               "--rounds", "12", "--validate-every", "100", "--checkpoint-every", "3",
+               "--checkpoint-dir", str(ckpt), "--metrics", str(metrics), "--quiet",
+               "--master", "local-cluster[2,1,1024]"]
+    driver = subprocess.Popen(command, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # kill it after round 7: checkpoint at 6
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= 7:
+                break
+            assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    saved = json.loads((ckpt / "checkpoint.json").read_text())
+    assert saved["round"] in (6, 9)
+    done_before = len(metrics.read_text().splitlines())
+    resumed = subprocess.run(command + ["--resume"], cwd="/", capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rounds = [json.loads(l)["round"] for l in metrics.read_text().splitlines()]
+    # The first run logged 1..k; the resumed one only what followed its checkpoint.
+    assert rounds[done_before:] == list(range(saved["round"] + 1, 13))
+    assert json.loads((ckpt / "checkpoint.json").read_text())["round"] == 12
+    history = json.loads((ckpt / "checkpoint.json").read_text())["history"]
+    assert [h["round"] for h in history] == list(range(1, 13))
+    assert "test accuracy" not in resumed.stdout or "SparkNet lenet" in resumed.stdout
