@@ -58,3 +58,18 @@ def test_demo_trains_and_reports_accuracy(tmp_path):
     records = [json.loads(l) for l in metrics.read_text().splitlines()]
     assert [r["iteration"] for r in records] == [30, 60]
     assert all(0 < r["test_accuracy"] <= 1 and r["images_per_s"] > 0 for r in records)
+
+
+def test_sparknet_plot_writes_a_png(tmp_path):
+    metrics = tmp_path / "m.jsonl"
+    metrics.write_text("\n".join(json.dumps({"round": r, "iterations": 50 * r,
+                                             "elapsed_s": 1.5 * r, "val_accuracy": 0.5 + r / 20})
+                                 for r in range(1, 5)) + "\n")
+    subprocess.run([sys.executable, "-m", "pysparknet.cli", "plot", str(metrics), "-o",
+                    str(tmp_path / "a.png")], check=True, capture_output=True, cwd="/")
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"round": 1}) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "pysparknet.cli", "plot", str(empty)],
+                          capture_output=True, text=True, cwd=str(tmp_path))
+    assert proc.returncode != 0 and "no rounds with val_accuracy" in proc.stderr
