@@ -65,6 +65,20 @@ class Layer:
     def _fail(self, message: str) -> NetDefinitionError:
         return NetDefinitionError(f"layer {self.name!r} ({type(self).__name__}): {message}")
 
+    def _window(self, shapes: list[Shape]):
+        """A windowed layer's (N, C, H, W) input and its kernel, stride and pad, checked."""
+        shape = self._one_bottom(shapes)
+        if len(shape) != 4:
+            raise self._fail(f"needs a 4-d (N, C, H, W) bottom, got {shape}")
+        kernel = _pair(self.kernel, "kernel", self.name)
+        stride = _pair(self.stride, "stride", self.name)
+        pad = _pair(self.pad, "pad", self.name)
+        h, w = shape[2:]
+        if kernel[0] > h + 2 * pad[0] or kernel[1] > w + 2 * pad[1]:
+            raise self._fail(f"kernel {kernel[0]}x{kernel[1]} is larger than its input "
+                             f"{h}x{w} (pad {pad[0]}x{pad[1]}) from {self.bottoms[0]!r}")
+        return shape, kernel, stride, pad
+
     def _one_bottom(self, shapes: list[Shape]) -> Shape:
         if len(shapes) != 1:
             raise self._fail(f"takes one bottom, got {len(shapes)}")
@@ -114,16 +128,7 @@ class ConvLayer(_Learnable):
     group: int = 1
 
     def compile(self, shapes):
-        shape = self._one_bottom(shapes)
-        if len(shape) != 4:
-            raise self._fail(f"needs a 4-d (N, C, H, W) bottom, got {shape}")
-        (kh, kw), (sh, sw), (ph, pw) = (_pair(self.kernel, "kernel", self.name),
-                                        _pair(self.stride, "stride", self.name),
-                                        _pair(self.pad, "pad", self.name))
-        n, c, h, w = shape
-        if kh > h + 2 * ph or kw > w + 2 * pw:
-            raise self._fail(f"kernel {kh}x{kw} is larger than its input {h}x{w} "
-                             f"(pad {ph}x{pw}) from {self.bottoms[0]!r}")
+        (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = self._window(shapes)
         if c % self.group or self.num_filters % self.group:
             raise self._fail(f"group {self.group} must divide channels {c} and "
                              f"num_filters {self.num_filters}")
@@ -150,16 +155,7 @@ class PoolLayer(Layer):
     pad: object = (0, 0)
 
     def compile(self, shapes):
-        shape = self._one_bottom(shapes)
-        if len(shape) != 4:
-            raise self._fail(f"needs a 4-d (N, C, H, W) bottom, got {shape}")
-        (kh, kw), (sh, sw), (ph, pw) = (_pair(self.kernel, "kernel", self.name),
-                                        _pair(self.stride, "stride", self.name),
-                                        _pair(self.pad, "pad", self.name))
-        n, c, h, w = shape
-        if kh > h + 2 * ph or kw > w + 2 * pw:
-            raise self._fail(f"kernel {kh}x{kw} is larger than its input {h}x{w} "
-                             f"from {self.bottoms[0]!r}")
+        (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = self._window(shapes)
         if self.pool not in (Max, Ave):
             raise self._fail(f"pool must be Max or Ave, got {self.pool!r}")
         proto = self._proto("Pooling")
