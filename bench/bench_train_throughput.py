@@ -31,7 +31,7 @@ from pysparknet.data import fashion_mnist
 from pysparknet.data.lmdb_datum import write_datum_lmdb
 from pysparknet.data.mnist import FASHION_MNIST_DIR
 from pysparknet.proto import caffe_pb2
-from pysparknet.prototxt import parse_net, parse_solver, to_text
+from pysparknet.prototxt import to_text
 
 STAMP = re.compile(r"^I(\d{4}|\d{8}) (\d\d:\d\d:\d\d\.\d{6}) .*Iteration (\d+) \(.*\), loss")
 
@@ -46,16 +46,6 @@ def display_throughput(log: str, batch: int) -> float:
             points.append((int(m.group(3)), t))
     (i0, t0), (i1, t1) = points[0], points[-1]
     return (i1 - i0) * batch / (t1 - t0).total_seconds()
-
-
-def lmdb_net(template: str, sources: dict, mean_file: str | None) -> caffe_pb2.NetParameter:
-    net = parse_net(zoo.caffe_file(template))
-    for layer in net.layer:
-        if layer.type == "Data":
-            layer.data_param.source = str(sources[layer.include[0].phase])
-            if mean_file:
-                layer.transform_param.mean_file = mean_file
-    return net
 
 
 def measure(name, net_lmdb, solver, net_fed, train_data, batch, iterations, workdir):
@@ -103,9 +93,8 @@ def main() -> None:
                 shutil.copyfileobj(f, out)
         run_tool("convert_mnist_data", [raw["images-idx3"], raw["labels-idx1"],
                                         work / "fm_lmdb", "--backend=lmdb"])
-        lenet = lmdb_net("examples/mnist/lenet_train_test.prototxt",
-                         {caffe_pb2.TRAIN: work / "fm_lmdb", caffe_pb2.TEST: work / "fm_lmdb"},
-                         None)
+        lenet = zoo.load("lenet", feed=False, sources={caffe_pb2.TRAIN: work / "fm_lmdb",
+                                                       caffe_pb2.TEST: work / "fm_lmdb"}).net
         rows.append(("LeNet", 64, *measure("lenet", lenet, zoo.lenet_solver(), zoo.lenet(64),
                                            fashion_mnist("train"), 64, args.iterations, work)))
 
@@ -116,13 +105,11 @@ def main() -> None:
         write_datum_lmdb(work / "c10_lmdb", images, labels)
         run_tool("compute_image_mean", [work / "c10_lmdb", work / "mean.binaryproto"])
         mean = str(work / "mean.binaryproto")
-        c10 = lmdb_net("examples/cifar10/cifar10_quick_train_test.prototxt",
-                       {caffe_pb2.TRAIN: work / "c10_lmdb", caffe_pb2.TEST: work / "c10_lmdb"},
-                       mean)
-        c10_solver = parse_solver(zoo.caffe_file("examples/cifar10/cifar10_quick_solver.prototxt"))
-        c10_solver.ClearField("net")
-        fed = zoo.data_layers_to_inputs(c10, (3, 32, 32))
-        rows.append(("CIFAR-10 quick", 100, *measure("cifar10_quick", c10, c10_solver, fed,
+        c10 = zoo.load("cifar10_quick", feed=False, mean_file=mean,
+                       sources={caffe_pb2.TRAIN: work / "c10_lmdb",
+                                caffe_pb2.TEST: work / "c10_lmdb"}).net
+        fed = zoo.load("cifar10_quick", mean_file=mean)
+        rows.append(("CIFAR-10 quick", 100, *measure("cifar10_quick", c10, fed.solver, fed.net,
                                                      (images, labels), 100,
                                                      args.iterations, work)))
     finally:

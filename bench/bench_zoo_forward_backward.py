@@ -24,6 +24,7 @@ import numpy as np
 from pysparknet import Net, zoo
 from pysparknet.build_info import run_tool
 from pysparknet.data.lmdb_datum import write_datum_lmdb
+from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import to_text
 
 
@@ -46,10 +47,8 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 kwargs = dict(batch_size=args.batch, test_batch_size=args.batch)
                 model = zoo.load(name, **kwargs)
-                with_data = zoo.load(name, feed=False, **kwargs).net
-            for layer in with_data.layer:
-                if layer.type == "Data":
-                    layer.data_param.source = str(db)
+                with_data = zoo.load(name, feed=False, **kwargs,
+                                     sources={caffe_pb2.TRAIN: db, caffe_pb2.TEST: db}).net
             path = Path(work) / f"{name}.prototxt"
             path.write_text(to_text(with_data))
             log = run_tool("caffe", ["time", "-model", path, "-iterations", args.iterations])

@@ -43,17 +43,16 @@ def parse_device(device: Union[str, int]) -> int:
     return int(match.group(2) or 0)
 
 
-def _solver_for_python_control(solver: caffe_pb2.SolverParameter, has_test_net: bool,
+def _solver_for_python_control(solver: Source,
                                seed: Optional[int]) -> caffe_pb2.SolverParameter:
-    """The solver, with testing and snapshots left to Python."""
+    """The solver, with one test net, and testing and snapshots left to Python."""
     solver = parse_solver(solver)
     for field in ("net", "net_param", "train_net", "train_net_param", "test_net",
                   "test_net_param", "train_state"):
         solver.ClearField(field)
     del solver.test_iter[:]
     del solver.test_state[:]
-    if has_test_net:
-        solver.test_iter.append(1)
+    solver.test_iter.append(1)  # a test net for Net.test(); the solver never runs it
     solver.test_interval = _NEVER
     solver.test_initialization = False
     solver.snapshot = 0
@@ -84,7 +83,7 @@ class Net:
         self.device = parse_device(device)
         solver_bytes = b""
         if solver_params is not None:
-            solver = _solver_for_python_control(solver_params, True, seed)
+            solver = _solver_for_python_control(solver_params, seed)
             solver_bytes = solver.SerializeToString()
         self._handle = NetHandle(solver_bytes, net_param.SerializeToString(), self.device,
                                  -1 if seed is None else seed)

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from google.protobuf.message import DecodeError
+
+from .errors import CaffeError
+from .proto import caffe_pb2
 
 
 @dataclass(frozen=True)
@@ -179,11 +183,6 @@ class WeightCollection(Mapping):
 
 def caffemodel_shapes(path) -> dict[str, list[tuple[int, ...]]]:
     """Layer name -> shapes of its blobs, read from a .caffemodel with protobuf."""
-    from google.protobuf.message import DecodeError
-
-    from .errors import CaffeError
-    from .proto import caffe_pb2
-
     try:
         proto = caffe_pb2.NetParameter.FromString(Path(path).read_bytes())
     except DecodeError as e:

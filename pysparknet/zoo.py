@@ -86,6 +86,14 @@ def _layer_batch_size(layer: caffe_pb2.LayerParameter) -> int:
     raise NetArgumentError(f"data layer {layer.name!r} has no batch_size: give one")
 
 
+def _data_layers(net: caffe_pb2.NetParameter):
+    """(layer, its phase or None) for each data-source layer of `net`."""
+    for layer in net.layer:
+        if layer.type in DATA_LAYER_TYPES:
+            yield layer, (layer.include[0].phase if layer.include
+                          and layer.include[0].HasField("phase") else None)
+
+
 def data_layers_to_inputs(net: caffe_pb2.NetParameter, record_shape: Sequence[int],
                           batch_sizes: Optional[dict] = None) -> caffe_pb2.NetParameter:
     """Replace data-source layers by Input layers of the same tops and transform_param.
@@ -96,11 +104,7 @@ def data_layers_to_inputs(net: caffe_pb2.NetParameter, record_shape: Sequence[in
     """
     out = caffe_pb2.NetParameter()
     out.CopyFrom(net)
-    for layer in out.layer:
-        if layer.type not in DATA_LAYER_TYPES:
-            continue
-        phase = layer.include[0].phase if layer.include and layer.include[0].HasField(
-            "phase") else None
+    for layer, phase in list(_data_layers(out)):
         batch = (batch_sizes or {}).get(phase) or _layer_batch_size(layer)
         for field in _DATA_PARAMS:
             layer.ClearField(field)
@@ -136,10 +140,12 @@ def load(name_or_path: Union[str, Path], batch_size: Optional[int] = None,
          test_batch_size: Optional[int] = None, mean_file: Optional[str] = None,
          record_shape: Optional[Sequence[int]] = None,
          solver: Union[str, Path, caffe_pb2.SolverParameter, None] = None,
-         feed: bool = True) -> ZooModel:
+         feed: bool = True, sources: Optional[dict] = None) -> ZooModel:
     """A zoo net by name (see ZOO), or any train_val prototxt path with record_shape.
 
-    feed=False keeps the data layers (for Caffe's own tools), means resolved.
+    feed=False keeps the data layers (for Caffe's own tools), means resolved;
+    `sources` then maps a phase (caffe_pb2.TRAIN / TEST) to the DB its Data
+    layer reads.
     """
     entry = ZOO.get(str(name_or_path))
     if entry is not None:
@@ -162,12 +168,13 @@ def load(name_or_path: Union[str, Path], batch_size: Optional[int] = None,
     _resolve_means(net, mean_file, fallback, name)
     batch_sizes = {caffe_pb2.TRAIN: batch_size, caffe_pb2.TEST: test_batch_size}
     if not feed:
-        for layer in net.layer:
-            phase = layer.include[0].phase if layer.include else caffe_pb2.TRAIN
-            for field in _DATA_PARAMS:
-                if layer.type in DATA_LAYER_TYPES and layer.HasField(field) \
-                        and batch_sizes.get(phase):
-                    getattr(layer, field).batch_size = batch_sizes[phase]
+        for layer, phase in _data_layers(net):
+            if batch_sizes.get(phase):
+                for field in _DATA_PARAMS:
+                    if layer.HasField(field):
+                        getattr(layer, field).batch_size = batch_sizes[phase]
+            if sources and phase in sources:
+                layer.data_param.source = str(sources[phase])
         return ZooModel(name, net, solver_param, record_shape)
     return ZooModel(name, data_layers_to_inputs(net, record_shape, batch_sizes), solver_param,
                     record_shape)

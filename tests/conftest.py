@@ -49,13 +49,8 @@ def fmnist_lmdb(tmp_path_factory):
 
 def lenet_lmdb_prototxt(train_db: Path, test_db: Path) -> caffe_pb2.NetParameter:
     """Caffe's lenet_train_test.prototxt reading the given LMDBs (for the caffe tool)."""
-    from pysparknet.prototxt import parse_net
-    net = parse_net(zoo.caffe_file("examples/mnist/lenet_train_test.prototxt"))
-    for layer in net.layer:
-        if layer.type == "Data":
-            is_train = layer.include[0].phase == caffe_pb2.TRAIN
-            layer.data_param.source = str(train_db if is_train else test_db)
-    return net
+    return zoo.load("lenet", feed=False,
+                    sources={caffe_pb2.TRAIN: train_db, caffe_pb2.TEST: test_db}).net
 
 
 def run_caffe(args: list[str], cwd=None) -> str:

@@ -64,6 +64,7 @@ class SparkNetTrainer:
         self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
         # The driver's own net: initial weights, validation, checkpoints (CPU).
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
+        self.batch_size = self.driver_net.batch_size(TRAIN)
 
     # --- data ---------------------------------------------------------------
     def _training_rdd(self, train_data):
@@ -95,7 +96,7 @@ class SparkNetTrainer:
         from tqdm import tqdm
 
         train = self._training_rdd(train_data)
-        batch = self.driver_net.batch_size(TRAIN)
+        batch = self.batch_size
         try:  # materialises the cache and checks every record's shape
             count = train.map(lambda arrays: len(arrays[1])).sum()
         except Exception as error:  # noqa: BLE001
@@ -179,7 +180,7 @@ class SparkNetTrainer:
         mean = WeightCollection.mean([WeightCollection(weights.layout, flat)
                                       for _, flat, _, _, _ in results])
         compute = max(result[3] for result in results)
-        batch = self.driver_net.batch_size(TRAIN)
+        batch = self.batch_size
         record = {"round": r + 1, "iterations": (r + 1) * self.tau,
                   "loss": float(np.mean(losses)),
                   "images_per_s": self.num_workers * self.tau * batch / wall,
