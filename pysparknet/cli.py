@@ -108,7 +108,7 @@ def _load_data(spec: str):
     """(train, test) (images, labels) arrays from a dataset name, IDX folder or LMDB."""
     import numpy as np
 
-    from .data import fashion_mnist
+    from .data import fashion_mnist, idx_dataset
     from .data.lmdb_datum import read_datum_lmdb
     if spec in ("fashion-mnist", "fashion_mnist"):
         return fashion_mnist("train"), fashion_mnist("test")
@@ -118,7 +118,7 @@ def _load_data(spec: str):
         data = np.stack([r[0] for r in records]), np.array([r[1] for r in records])
         return data, None
     if path.is_dir():  # MNIST's own IDX files
-        return fashion_mnist("train", path), fashion_mnist("test", path)
+        return idx_dataset(path, "train"), idx_dataset(path, "test")
     raise SystemExit(f"--data {spec!r}: 'fashion-mnist', a folder of MNIST IDX files, or a "
                      "Caffe LMDB of Datum records")
 

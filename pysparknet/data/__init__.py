@@ -1,5 +1,5 @@
 """Data sources -> (ndarray, label) records and minibatches."""
 from .minibatches import Minibatches
-from .mnist import fashion_mnist, read_idx
+from .mnist import fashion_mnist, idx_dataset, read_idx
 
-__all__ = ["Minibatches", "fashion_mnist", "read_idx"]
+__all__ = ["Minibatches", "fashion_mnist", "idx_dataset", "read_idx"]

@@ -32,20 +32,32 @@ def read_idx(path) -> np.ndarray:
     return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(dims)
 
 
-def fashion_mnist(split: str = "train", directory=None) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 28, 28), labels uint8 (N,)) from Debian's dataset-fashion-mnist."""
+def idx_dataset(directory, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of an MNIST-layout folder: {train,t10k}-{images-idx3,labels-idx1}-ubyte,
+    each plain (as MNIST's own files) or gzipped (as Debian's Fashion-MNIST)."""
     prefix = {"train": "train", "test": "t10k"}.get(split)
     if prefix is None:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    directory = Path(directory) if directory else FASHION_MNIST_DIR
-    images = directory / f"{prefix}-images-idx3-ubyte.gz"
-    labels = directory / f"{prefix}-labels-idx1-ubyte.gz"
-    for path in (images, labels):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: install Debian's "
-                                    "dataset-fashion-mnist (apt-get install "
-                                    "dataset-fashion-mnist)")
-    x, y = read_idx(images), read_idx(labels)
+    directory = Path(directory)
+    found = []
+    for kind in ("images-idx3", "labels-idx1"):
+        name = f"{prefix}-{kind}-ubyte"
+        path = next((directory / n for n in (name, name + ".gz") if (directory / n).exists()),
+                    None)
+        if path is None:
+            raise FileNotFoundError(f"{directory / name}[.gz] is missing")
+        found.append(path)
+    x, y = read_idx(found[0]), read_idx(found[1])
     if len(x) != len(y):
         raise DataError(f"{len(x)} images but {len(y)} labels in {directory}")
     return x, y
+
+
+def fashion_mnist(split: str = "train", directory=None) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 28, 28), labels uint8 (N,)) from Debian's dataset-fashion-mnist."""
+    directory = Path(directory) if directory else FASHION_MNIST_DIR
+    try:
+        return idx_dataset(directory, split)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}: install Debian's dataset-fashion-mnist "
+                                "(apt-get install dataset-fashion-mnist)") from None
