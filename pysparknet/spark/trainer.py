@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ..net import Net, TRAIN
 from ..prototxt import Source, parse_net, parse_solver
 from ..weights import WeightCollection
 from . import checkpoint
+from .results import collect_stream
 from .worker import NetSpec, release, stack_partition, train_round
 
 
@@ -92,7 +93,9 @@ class SparkNetTrainer:
     def fit(self, train_data, validation_data=None, rounds: int = 10,
             checkpoint_dir: Union[str, Path, None] = None, resume: bool = False,
             validate_every: int = 1, checkpoint_every: int = 1,
-            metrics_path: Union[str, Path, None] = None, progress: bool = True) -> FitResult:
+            metrics_path: Union[str, Path, None] = None, progress: bool = True,
+            until: Optional[Callable[[dict], bool]] = None) -> FitResult:
+        """Train `rounds` rounds (fewer if `until(record)` says so after a round)."""
         from tqdm import tqdm
 
         train = self._training_rdd(train_data)
@@ -142,6 +145,11 @@ class SparkNetTrainer:
                 bar.set_postfix({k: f"{record[k]:.4g}" for k in
                                  ("loss", "val_accuracy", "images_per_s", "sync_s")
                                  if k in record})
+                if until is not None and until(record):
+                    if checkpoint_dir is not None and (r + 1) % checkpoint_every \
+                            and r + 1 != rounds:
+                        self._checkpoint(checkpoint_dir, r + 1, weights, history)
+                    break
         except TrainingDivergedError:
             if checkpoint_dir is not None:  # the last good weights, whatever round
                 self._checkpoint(checkpoint_dir, history[-1]["round"] if history else start,
@@ -163,30 +171,35 @@ class SparkNetTrainer:
                             f"x tau={self.tau} iterations")
         shipped = self.sc.broadcast(weights.flat)
         tic = time.perf_counter()
+        round_rdd = train.mapPartitionsWithIndex(partial(
+            train_round, spec_bc=spec, weights_bc=shipped, tau=self.tau, start_iter=r * self.tau))
+        total, losses, compute, rebuilt = None, [], 0.0, 0
         try:
-            results = train.mapPartitionsWithIndex(partial(
-                train_round, spec_bc=spec, weights_bc=shipped, tau=self.tau,
-                start_iter=r * self.tau)).collect()
+            # Sum the workers' weights as they arrive, in partition order: the
+            # driver never holds all K of them at once.
+            for _, flat, outputs, compute_s, was_rebuilt in collect_stream(round_rdd):
+                if total is None:
+                    total = flat if flat.flags.writeable else flat.copy()
+                else:
+                    total += flat
+                del flat
+                losses.append(outputs.get("loss", float("nan")))
+                compute, rebuilt = max(compute, compute_s), rebuilt + bool(was_rebuilt)
         except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
             raise _worker_failure(error) from error
         finally:
             shipped.unpersist()
-        wall = time.perf_counter() - tic
-        results.sort(key=lambda result: result[0])
-        losses = [outputs.get("loss", float("nan")) for _, _, outputs, _, _ in results]
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
                                         f"weights of round {r} are kept")
-        mean = WeightCollection.mean([WeightCollection(weights.layout, flat)
-                                      for _, flat, _, _, _ in results])
-        compute = max(result[3] for result in results)
-        batch = self.batch_size
+        total /= np.float32(len(losses))
+        mean = WeightCollection(weights.layout, total)
+        wall = time.perf_counter() - tic
         record = {"round": r + 1, "iterations": (r + 1) * self.tau,
                   "loss": float(np.mean(losses)),
-                  "images_per_s": self.num_workers * self.tau * batch / wall,
+                  "images_per_s": self.num_workers * self.tau * self.batch_size / wall,
                   "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
-                  "rebuilt_solvers": sum(1 for result in results if result[4]),
-                  "elapsed_s": time.perf_counter() - started}
+                  "rebuilt_solvers": rebuilt, "elapsed_s": time.perf_counter() - started}
         return mean, record
 
     def _checkpoint(self, directory, round_done, weights, history):

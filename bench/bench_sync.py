@@ -1,0 +1,135 @@
+"""SparkNet's sync cost per round vs. a raw loopback TCP transfer of the same bytes.
+
+For flat weight vectors of LeNet's, GoogLeNet's and AlexNet's sizes (0.43M, 7M,
+61M floats), K workers on local-cluster[K,1,MB]:
+
+- SparkNet: the trainer's own rounds (broadcast the weights, K tasks set them
+  on their persistent solvers, train, return their weights, the driver sums
+  them as they arrive) on bench/sized_net.py's net, whose one training step is
+  a few passes over the weights. Sync = round time - the slowest worker's
+  training time, as the trainer records it; median over the rounds after the
+  first (which builds the solvers).
+- Raw: the driver sends the same bytes to K processes over 127.0.0.1 TCP and
+  each sends them back, all K at once (one thread per peer); best of --repeat.
+- Empty round: a round of the same trainer on a net of 80 floats: Spark's
+  fixed cost per round.
+
+Effective bandwidth = 2 x K x bytes / time (to and from every worker).
+
+    python bench/bench_sync.py [--workers 2] [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from sized_net import SIZES, SOLVER, sized_net, sized_records
+
+from pysparknet.spark import SparkNetTrainer, local_spark
+
+PEER = r"""
+import socket, sys
+n, port = int(sys.argv[1]), int(sys.argv[2])
+buf = bytearray(n)
+with socket.create_connection(("127.0.0.1", port)) as s:
+    while True:
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = s.recv_into(view[got:])
+            if not k:
+                sys.exit(0)
+            got += k
+        s.sendall(buf)
+"""
+
+
+def raw_loopback(n_bytes: int, workers: int, repeat: int) -> float:
+    """Best time to send n_bytes to each of `workers` processes and get them back."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    peers = [subprocess.Popen([sys.executable, "-c", PEER, str(n_bytes), str(port)])
+             for _ in range(workers)]
+    conns = [server.accept()[0] for _ in range(workers)]
+    payload = bytearray(n_bytes)
+    replies = [bytearray(n_bytes) for _ in range(workers)]
+
+    def exchange(conn, reply):
+        conn.sendall(payload)
+        view, got = memoryview(reply), 0
+        while got < n_bytes:
+            got += conn.recv_into(view[got:])
+
+    best = float("inf")
+    try:
+        for _ in range(repeat):
+            threads = [threading.Thread(target=exchange, args=pair) for pair in zip(conns, replies)]
+            tic = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            best = min(best, time.perf_counter() - tic)
+    finally:
+        for conn in conns:
+            conn.close()
+        server.close()
+        for peer in peers:
+            peer.wait(timeout=30)
+    return best
+
+
+def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int) -> list[dict]:
+    trainer = SparkNetTrainer(spark, sized_net(n_floats), SOLVER, num_workers=workers, tau=1,
+                              seed=1)
+    result = trainer.fit(sized_records(spark.sparkContext, workers), rounds=rounds,
+                         progress=False)
+    trainer.driver_net.close()
+    return result.history[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2, help="K")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per size (first dropped)")
+    parser.add_argument("--repeat", type=int, default=5, help="raw transfers per size")
+    parser.add_argument("--executor-memory", type=int, default=3072, help="MB per executor")
+    args = parser.parse_args()
+    spark = local_spark(f"local-cluster[{args.workers},1,{args.executor_memory}]",
+                        conf={"spark.driver.memory": "4g", "spark.driver.maxResultSize": "4g"})
+    rows = []
+    try:
+        empty = sparknet_rounds(spark, 80, args.workers, args.rounds + 4)
+        for name, n_floats in SIZES.items():
+            history = sparknet_rounds(spark, n_floats, args.workers, args.rounds)
+            sync = statistics.median(r["sync_s"] for r in history)
+            compute = statistics.median(r["compute_s"] for r in history)
+            raw = raw_loopback(4 * n_floats, args.workers, args.repeat)
+            rows.append((name, n_floats, compute, sync, raw))
+            print(f"  {name}: sync {sync * 1e3:.0f} ms, raw {raw * 1e3:.0f} ms", flush=True)
+    finally:
+        spark.stop()
+    k = args.workers
+    print(f"\nK={k} workers, local-cluster[{k},1,{args.executor_memory}]\n")
+    print("| weights | floats | MB | worker step ms | SparkNet sync ms | raw TCP ms | "
+          "SparkNet GB/s | raw GB/s | raw / SparkNet |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, n_floats, compute, sync, raw in rows:
+        moved = 2 * k * 4 * n_floats / 1e9
+        print(f"| {name} | {n_floats:,} | {4 * n_floats / 1e6:.1f} | {compute * 1e3:.0f} | "
+              f"{sync * 1e3:.0f} | {raw * 1e3:.1f} | {moved / sync:.2f} | {moved / raw:.2f} | "
+              f"{raw / sync:.3f} |")
+    round_s = statistics.median(r["round_s"] for r in empty)
+    sync_s = statistics.median(r["sync_s"] for r in empty)
+    print(f"\nempty round (80 floats, tau=1): {round_s * 1e3:.0f} ms per round, "
+          f"of which {sync_s * 1e3:.0f} ms outside the workers' training "
+          f"(median of {len(empty)} rounds)")
+
+
+if __name__ == "__main__":
+    main()
