@@ -1,28 +1,25 @@
-"""Peak memory of a SparkNet round at AlexNet's size (61M floats), K=2 workers.
+"""Peak memory of SparkNet rounds at AlexNet's size (61M floats), K=2 workers.
 
-bench/sized_net.py's net with 60,965,224 floats (244 MB) on
-local-cluster[K,1,MB]. Between rounds (the trainer's `until` hook, on the
-driver) the bench resets every process's peak-RSS counter (/proc/PID/clear_refs)
-and reads its RSS; after the next round it reads the peak (VmHWM). Growth =
-peak - RSS before the round, in units of the weight vector's size:
+bench/sized_net.py's net with 60,965,224 floats (244 MB per copy) on
+local-cluster[K,1,MB]. Python-side copies are counted with tracemalloc, which
+sees every numpy buffer and none of Caffe's own (C++) weights, gradients and
+solver history - exactly the "beyond Caffe's own" the question asks about:
 
-- driver Python process: the copies it holds at the peak are 1 (the current
-  weights, held through the round so a failed round loses nothing) + growth;
-  Caffe's own buffers in the driver's Net are allocated before and not counted;
-- each executor's Python worker: growth is what the round adds beyond Caffe's
-  own weights, gradients and solver history (allocated in round 1);
-- the JVMs (driver, executors) are shown for completeness: the bytes pass
-  through them as Spark broadcast blocks and task results.
+- driver: tracemalloc runs in this process; its peak is reset between rounds
+  (the trainer's `until` hook) and read after each; worst of rounds 2..N;
+- executors: their Python workers start with PYTHONTRACEMALLOC=1; after the
+  run a probe job on each executor reads its worker's peak (whole run).
 
-Linux only (reads /proc). Run as a user allowed to write /proc/PID/clear_refs
-of Spark's processes (their owner or root).
+The JVMs' resident sizes are shown for completeness (the sync path decides
+whether model-sized byte arrays pass through them).
 
-    python bench/bench_memory.py [--workers 2] [--rounds 4]
+    python bench/bench_memory.py [--workers 2] [--rounds 4] [--sync socket|spark]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import tracemalloc
 from pathlib import Path
 
 from sized_net import SIZES, SOLVER, sized_net, sized_records
@@ -30,76 +27,28 @@ from sized_net import SIZES, SOLVER, sized_net, sized_records
 from pysparknet.spark import SparkNetTrainer, local_spark
 
 
-def _status(pid: int) -> dict[str, int]:
-    fields = {}
+def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) * 1024
-    return fields
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
+def _worker_peak(_):
+    import os
+    import tracemalloc
+    return os.getpid(), tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else -1
 
 
-def _descendants(pid: int, tree) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def spark_processes() -> dict[int, str]:
-    """This driver's processes by role: driver python/JVM, executor JVMs, python workers."""
-    me = os.getpid()
-    tree = _children()
-    roles = {me: "driver python"}
-    for pid in _descendants(me, tree):
-        cmd = _cmdline(pid)
-        if "CoarseGrainedExecutorBackend" in cmd:
-            roles[pid] = "executor JVM"
-        elif "java" in cmd.split(" ")[0]:
-            roles[pid] = "driver JVM"
-        elif "python" in cmd and any(roles.get(p) == "executor JVM" for p in roles
-                                     if pid in _descendants(p, tree)):
-            roles[pid] = "executor python"
-    return roles
-
-
-class PeakTracker:
-    """Resets peaks before a round and reads them after it."""
+class DriverPeaks:
+    """The trainer's `until` hook: the traced peak of each round, then a reset."""
 
     def __init__(self):
-        self.before: dict[int, int] = {}
-        self.rounds: list[dict[int, tuple[str, int, int]]] = []
+        self.peaks: list[int] = []
 
     def __call__(self, record: dict) -> bool:
-        if self.before:
-            self.rounds.append({pid: (role, self.before[pid], _status(pid)["VmHWM"])
-                                for pid, role in spark_processes().items()
-                                if pid in self.before})
-        self.before = {}
-        for pid in spark_processes():
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
-            self.before[pid] = _status(pid)["VmRSS"]
+        self.peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.reset_peak()
         return False
 
 
@@ -109,33 +58,56 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="K")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--executor-memory", type=int, default=3072, help="MB per executor")
+    parser.add_argument("--sync", choices=("socket", "spark"), default="socket",
+                        help="the trainer's sync path")
     args = parser.parse_args()
     n_floats = SIZES["AlexNet"]
     model = 4 * n_floats
-    spark = local_spark(f"local-cluster[{args.workers},1,{args.executor_memory}]",
-                        conf={"spark.driver.memory": "4g", "spark.driver.maxResultSize": "4g"})
-    tracker = PeakTracker()
+    mb = args.executor_memory
+    spark = local_spark(f"local-cluster[{args.workers},1,{mb}]",
+                        conf={"spark.executor.memory": f"{mb}m", "spark.driver.memory": "4g",
+                              "spark.driver.maxResultSize": "4g",
+                              "spark.executorEnv.PYTHONTRACEMALLOC": "1"})
+    sc = spark.sparkContext
+    driver = DriverPeaks()
     try:
         trainer = SparkNetTrainer(spark, sized_net(n_floats), SOLVER,
-                                  num_workers=args.workers, tau=1, seed=1)
-        trainer.fit(sized_records(spark.sparkContext, args.workers), rounds=args.rounds,
-                    progress=False, until=tracker)
+                                  num_workers=args.workers, tau=1, seed=1, sync=args.sync)
+        tracemalloc.start()
+        trainer.fit(sized_records(sc, args.workers), rounds=args.rounds, progress=False,
+                    until=driver)
+        tracemalloc.stop()
+        workers = dict(sc.parallelize(range(4 * args.workers), 4 * args.workers)
+                       .map(_worker_peak).collect())
+        jvm_pid = sc._jvm.java.lang.ProcessHandle.current().pid()
+        executor_rss = {pid: _rss_mb(pid) for pid in _executor_jvms()}
+        driver_jvm_rss = _rss_mb(jvm_pid)
     finally:
         spark.stop()
     print(f"\n{n_floats:,} floats = {model / 1e6:.0f} MB per copy; K={args.workers}; "
-          f"rounds 2..{args.rounds}, worst round\n")
-    print("| process | RSS before round (MB) | peak growth in a round (MB) | "
-          "growth / model size | copies held at peak |")
-    print("|---|---:|---:|---:|---:|")
-    pids = sorted(tracker.rounds[-1], key=lambda p: tracker.rounds[-1][p][0])
-    for pid in pids:
-        role = tracker.rounds[-1][pid][0]
-        growth = max(r[pid][2] - r[pid][1] for r in tracker.rounds if pid in r)
-        before = tracker.rounds[-1][pid][1]
-        held = f"{1 + growth / model:.2f}" if role == "driver python" else \
-            (f"{growth / model:.2f} beyond Caffe's" if role == "executor python" else "-")
-        print(f"| {role} (pid {pid}) | {before / 1e6:.0f} | {growth / 1e6:.0f} | "
-              f"{growth / model:.2f} | {held} |")
+          f"sync={args.sync}; {args.rounds} rounds\n")
+    print("| process | traced peak (MB) | model-sized copies (Python, beyond Caffe's) |")
+    print("|---|---:|---:|")
+    worst = max(driver.peaks[1:] or driver.peaks)
+    print(f"| driver python (worst of rounds 2..{args.rounds}) | {worst / 1e6:.0f} | "
+          f"{worst / model:.2f} |")
+    for pid, peak in sorted(workers.items()):
+        print(f"| executor python worker (pid {pid}, whole run) | {peak / 1e6:.0f} | "
+              f"{peak / model:.2f} |")
+    print(f"\nresident after the run: driver JVM {driver_jvm_rss:.0f} MB; executor JVMs "
+          + ", ".join(f"{rss:.0f} MB" for rss in executor_rss.values()))
+
+
+def _executor_jvms() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"CoarseGrainedExecutorBackend" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 from pysparknet import Net, zoo
 from pysparknet.build_info import run_tool
 from pysparknet.data import fashion_mnist
-from pysparknet.data.lmdb_datum import write_datum_lmdb
+from pysparknet.data.datum import write_datum_lmdb
 from pysparknet.data.mnist import FASHION_MNIST_DIR
 from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import to_text
@@ -102,7 +102,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, size=(5000, 3, 32, 32), dtype=np.uint8)
         labels = rng.integers(0, 10, size=5000)
-        write_datum_lmdb(work / "c10_lmdb", images, labels)
+        write_datum_lmdb(work / "c10_lmdb", zip(images, labels))
         run_tool("compute_image_mean", [work / "c10_lmdb", work / "mean.binaryproto"])
         mean = str(work / "mean.binaryproto")
         c10 = zoo.load("cifar10_quick", feed=False, mean_file=mean,

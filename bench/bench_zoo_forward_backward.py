@@ -23,7 +23,7 @@ import numpy as np
 
 from pysparknet import Net, zoo
 from pysparknet.build_info import run_tool
-from pysparknet.data.lmdb_datum import write_datum_lmdb
+from pysparknet.data.datum import write_datum_lmdb
 from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import to_text
 
@@ -42,7 +42,7 @@ def main() -> None:
             images = rng.integers(0, 256, (4 * args.batch, 3, 256, 256), np.uint8)
             labels = rng.integers(0, 1000, 4 * args.batch)
             db = Path(work) / f"{name}_lmdb"
-            write_datum_lmdb(db, images, labels)
+            write_datum_lmdb(db, zip(images, labels))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 kwargs = dict(batch_size=args.batch, test_batch_size=args.batch)

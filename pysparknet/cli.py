@@ -109,7 +109,7 @@ def _load_data(spec: str):
     import numpy as np
 
     from .data import fashion_mnist, idx_dataset
-    from .data.lmdb_datum import read_datum_lmdb
+    from .data.datum import read_datum_lmdb
     if spec in ("fashion-mnist", "fashion_mnist"):
         return fashion_mnist("train"), fashion_mnist("test")
     path = Path(spec)

@@ -14,6 +14,7 @@ from pysparknet.build_info import run_tool
 from pysparknet.data import fashion_mnist
 from pysparknet.data.mnist import FASHION_MNIST_DIR
 from pysparknet.proto import caffe_pb2
+from pysparknet.prototxt import to_text
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +52,24 @@ def lenet_lmdb_prototxt(train_db: Path, test_db: Path) -> caffe_pb2.NetParameter
     """Caffe's lenet_train_test.prototxt reading the given LMDBs (for the caffe tool)."""
     return zoo.load("lenet", feed=False,
                     sources={caffe_pb2.TRAIN: train_db, caffe_pb2.TEST: test_db}).net
+
+
+def write_lenet_for_tool(tmp_path, fmnist_lmdb, **solver_fields):
+    train_db, test_db = fmnist_lmdb
+    model = tmp_path / "lenet_train_test.prototxt"
+    model.write_text(to_text(lenet_lmdb_prototxt(train_db, test_db)))
+    solver = zoo.lenet_solver()
+    solver.net = str(model)
+    solver.snapshot_prefix = str(tmp_path / "lenet")
+    solver.test_initialization = False
+    for name, value in solver_fields.items():
+        if isinstance(value, list):
+            getattr(solver, name)[:] = value
+        else:
+            setattr(solver, name, value)
+    solver_path = tmp_path / "lenet_solver.prototxt"
+    solver_path.write_text(to_text(solver))
+    return model, solver_path
 
 
 def run_caffe(args: list[str], cwd=None) -> str:

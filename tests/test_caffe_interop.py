@@ -4,27 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import caffe_test_scores, lenet_lmdb_prototxt, run_caffe
+from conftest import caffe_test_scores, run_caffe, write_lenet_for_tool
 from pysparknet import Net, zoo
-from pysparknet.prototxt import to_text
-
-
-def write_lenet_for_tool(tmp_path, fmnist_lmdb, **solver_fields):
-    train_db, test_db = fmnist_lmdb
-    model = tmp_path / "lenet_train_test.prototxt"
-    model.write_text(to_text(lenet_lmdb_prototxt(train_db, test_db)))
-    solver = zoo.lenet_solver()
-    solver.net = str(model)
-    solver.snapshot_prefix = str(tmp_path / "lenet")
-    solver.test_initialization = False
-    for name, value in solver_fields.items():
-        if isinstance(value, list):
-            getattr(solver, name)[:] = value
-        else:
-            setattr(solver, name, value)
-    solver_path = tmp_path / "lenet_solver.prototxt"
-    solver_path.write_text(to_text(solver))
-    return model, solver_path
 
 
 def test_net_caffemodel_scores_the_same_in_caffe_test(tmp_path, fmnist_train, fmnist_test,

@@ -1,5 +1,15 @@
 """Data sources -> (ndarray, label) records and minibatches."""
+from .bad_records import BadRecords
+from .datum import (array_to_datum, datum_to_array, lmdb_key_ranges, lmdb_size, read_datum_lmdb,
+                    write_datum_lmdb)
+from .images import decode_image, encode_image
+from .mean import image_mean, load_binaryproto, save_binaryproto
 from .minibatches import Minibatches
 from .mnist import fashion_mnist, idx_dataset, read_idx
+from .spark_sources import dataframe_records, image_folder_rdd, image_list_rdd, lmdb_rdd
 
-__all__ = ["Minibatches", "fashion_mnist", "idx_dataset", "read_idx"]
+__all__ = ["BadRecords", "Minibatches", "array_to_datum", "dataframe_records", "datum_to_array",
+           "decode_image", "encode_image", "fashion_mnist", "idx_dataset", "image_folder_rdd",
+           "image_list_rdd", "image_mean", "lmdb_key_ranges", "lmdb_rdd", "lmdb_size",
+           "load_binaryproto", "read_datum_lmdb", "read_idx", "save_binaryproto",
+           "write_datum_lmdb"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,12 +20,14 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from ..data.spark_sources import dataframe_records
 from ..errors import DataError, SparkNetError
 from ..net import Net, TRAIN
 from ..prototxt import Source, parse_net, parse_solver
 from ..weights import WeightCollection
 from . import checkpoint
 from .results import collect_stream
+from .transport import WeightExchange
 from .worker import NetSpec, release, stack_partition, train_round
 
 
@@ -53,7 +57,8 @@ class SparkNetTrainer:
     """Data-parallel training of a Caffe net on Spark, as SparkNet does it."""
 
     def __init__(self, spark, net_params: Source, solver_params: Source, num_workers: int = 2,
-                 tau: int = 50, device: str = "cpu", seed: Optional[int] = None):
+                 tau: int = 50, device: str = "cpu", seed: Optional[int] = None,
+                 sync: str = "socket"):
         if not isinstance(tau, int) or tau <= 0:
             raise ValueError(f"tau must be a positive number of iterations, got {tau!r}")
         if not isinstance(num_workers, int) or num_workers <= 0:
@@ -62,7 +67,11 @@ class SparkNetTrainer:
         self.sc = spark.sparkContext
         self.net_param = parse_net(net_params)
         self.solver_param = parse_solver(solver_params)
+        if sync not in ("socket", "spark"):
+            raise ValueError(f"sync must be 'socket' (direct TCP to the driver) or 'spark' "
+                             f"(broadcast + task results), got {sync!r}")
         self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
+        self.sync = sync
         # The driver's own net: initial weights, validation, checkpoints (CPU).
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
@@ -70,9 +79,8 @@ class SparkNetTrainer:
     # --- data ---------------------------------------------------------------
     def _training_rdd(self, train_data):
         if hasattr(train_data, "rdd") and hasattr(train_data, "columns"):  # a DataFrame
-            image_col, label_col = train_data.columns[:2]
-            train_data = train_data.rdd.map(
-                lambda row: (np.asarray(row[image_col]), row[label_col]))
+            train_data = dataframe_records(train_data)
+        bad = getattr(train_data, "bad_records", None)
         if train_data.getNumPartitions() != self.num_workers:
             train_data = train_data.repartition(self.num_workers)
         stacked = train_data.mapPartitionsWithIndex(stack_partition).cache()
@@ -81,11 +89,13 @@ class SparkNetTrainer:
             # every task it has, i.e. in every round. The checkpoint files still let
             # a lost executor's partition be read back.
             stacked.checkpoint()
-        return stacked
+        return stacked, bad
 
     def _validation_arrays(self, validation_data):
         if validation_data is None or isinstance(validation_data, tuple):
             return validation_data
+        if hasattr(validation_data, "columns"):  # a DataFrame
+            validation_data = dataframe_records(validation_data)
         records = validation_data.collect()  # an RDD of (ndarray, label)
         return np.stack([np.asarray(r[0]) for r in records]), np.asarray([r[1] for r in records])
 
@@ -98,13 +108,15 @@ class SparkNetTrainer:
         """Train `rounds` rounds (fewer if `until(record)` says so after a round)."""
         from tqdm import tqdm
 
-        train = self._training_rdd(train_data)
+        train, bad = self._training_rdd(train_data)
         batch = self.batch_size
         try:  # materialises the cache and checks every record's shape
             count = train.map(lambda arrays: len(arrays[1])).sum()
         except Exception as error:  # noqa: BLE001
             train.unpersist()
             raise _worker_failure(error) from error
+        if bad is not None:
+            bad.report("training data")
         if count < self.num_workers * batch:
             train.unpersist()
             raise DataError(f"{count} training records cannot fill a minibatch of {batch} on "
@@ -125,12 +137,13 @@ class SparkNetTrainer:
         spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
                                          self.solver_param.SerializeToString(), self.device,
                                          self.seed))
+        exchange = WeightExchange(self._driver_host()) if self.sync == "socket" else None
         metrics = open(metrics_path, "a") if metrics_path else None
         bar = tqdm(total=rounds, initial=start, unit="round", disable=not progress)
         started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
         try:
             for r in range(start, rounds):
-                weights, record = self._round(r, rounds, train, spec, weights, count, started)
+                weights, record = self._round(r, rounds, train, spec, weights, exchange, started)
                 if validation is not None and ((r + 1) % validate_every == 0 or r + 1 == rounds):
                     self.driver_net.set_weights(weights)
                     record.update({f"val_{k}": v for k, v in self.driver_net.test().items()})
@@ -160,39 +173,31 @@ class SparkNetTrainer:
             if metrics:
                 metrics.close()
             self._release(run_id)
+            if exchange is not None:
+                exchange.close()
             spec.unpersist()
             train.unpersist()
         self.driver_net.set_weights(weights)
         return FitResult(weights, history)
 
-    def _round(self, r, rounds, train, spec, weights, count, started):
+    def _round(self, r, rounds, train, spec, weights, exchange, started):
         self.sc.setJobGroup(f"sparknet-round-{r + 1}",
                             f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
                             f"x tau={self.tau} iterations")
-        shipped = self.sc.broadcast(weights.flat)
         tic = time.perf_counter()
-        round_rdd = train.mapPartitionsWithIndex(partial(
-            train_round, spec_bc=spec, weights_bc=shipped, tau=self.tau, start_iter=r * self.tau))
-        total, losses, compute, rebuilt = None, [], 0.0, 0
-        try:
-            # Sum the workers' weights as they arrive, in partition order: the
-            # driver never holds all K of them at once.
-            for _, flat, outputs, compute_s, was_rebuilt in collect_stream(round_rdd):
-                if total is None:
-                    total = flat if flat.flags.writeable else flat.copy()
-                else:
-                    total += flat
-                del flat
-                losses.append(outputs.get("loss", float("nan")))
-                compute, rebuilt = max(compute, compute_s), rebuilt + bool(was_rebuilt)
-        except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
-            raise _worker_failure(error) from error
-        finally:
-            shipped.unpersist()
+        job = partial(train_round, spec_bc=spec, tau=self.tau, start_iter=r * self.tau)
+        if exchange is not None:
+            total, results = self._sync_by_socket(r, train, job, weights, exchange)
+        else:
+            total, results = self._sync_by_spark(train, job, weights)
+        losses = [outputs.get("loss", float("nan")) for outputs, _, _ in results
+                  if outputs is not None]
+        compute = max(compute_s for _, compute_s, _ in results)
+        rebuilt = sum(bool(was_rebuilt) for _, _, was_rebuilt in results)
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
                                         f"weights of round {r} are kept")
-        total /= np.float32(len(losses))
+        total /= np.float32(self.num_workers)
         mean = WeightCollection(weights.layout, total)
         wall = time.perf_counter() - tic
         record = {"round": r + 1, "iterations": (r + 1) * self.tau,
@@ -202,11 +207,60 @@ class SparkNetTrainer:
                   "rebuilt_solvers": rebuilt, "elapsed_s": time.perf_counter() - started}
         return mean, record
 
+    def _sync_by_socket(self, r, train, job, weights, exchange):
+        """Weights over the WeightExchange; Spark runs the tasks and returns their stats."""
+        exchange.start_round(r, weights.flat)
+        gathered: dict = {}
+
+        def gather():
+            try:
+                gathered["total"] = exchange.gather(self.num_workers, weights.flat.size)
+            except Exception as error:  # noqa: BLE001 - reported after the job
+                gathered["error"] = error
+
+        thread = threading.Thread(target=gather, name=f"sparknet-gather-{r + 1}", daemon=True)
+        thread.start()
+        try:
+            stats = train.mapPartitionsWithIndex(partial(
+                job, exchange=(exchange.address, exchange.token, r))).collect()
+        except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
+            exchange.abort()
+            thread.join()
+            raise _worker_failure(error) from error
+        thread.join()
+        if "error" in gathered:
+            raise gathered["error"]
+        return gathered["total"], [result[2:] for result in sorted(stats, key=lambda x: x[0])]
+
+    def _sync_by_spark(self, train, job, weights):
+        """Weights by Spark broadcast out and task results back, summed as they arrive."""
+        shipped = self.sc.broadcast(weights.flat)
+        total, results = None, []
+        try:
+            # In partition order, one result at a time: the driver never holds all K.
+            for _, flat, outputs, compute_s, rebuilt in collect_stream(
+                    train.mapPartitionsWithIndex(partial(job, weights_bc=shipped))):
+                if total is None:
+                    total = flat if flat.flags.writeable else flat.copy()
+                else:
+                    total += flat
+                del flat
+                results.append((outputs, compute_s, rebuilt))
+        except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
+            raise _worker_failure(error) from error
+        finally:
+            shipped.unpersist()
+        return total, results
+
     def _checkpoint(self, directory, round_done, weights, history):
         self.driver_net.set_weights(weights)
         self.driver_net.iteration = round_done * self.tau
         checkpoint.save(Path(directory), self.driver_net, round_done, history,
                         {"tau": self.tau, "num_workers": self.num_workers})
+
+    def _driver_host(self) -> str:
+        """Where executors reach the driver: Spark's own driver address."""
+        return self.sc.getConf().get("spark.driver.host", None) or socket.gethostname()
 
     def _check_same_run(self, meta: dict) -> None:
         if meta.get("tau") != self.tau or meta.get("num_workers") != self.num_workers:

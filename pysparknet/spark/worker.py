@@ -17,8 +17,10 @@ import numpy as np
 from ..errors import DataError
 from ..proto import caffe_pb2
 from ..weights import WeightCollection
+from .transport import worker_exchange
 
 _SOLVERS: dict[tuple[str, int], "object"] = {}
+_BUFFERS: dict[tuple[str, int], np.ndarray] = {}  # each solver's weight-transfer buffer
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def _solver_for(spec: NetSpec, index: int, arrays, start_iter: int):
         return net, False
     for other in [k for k in _SOLVERS if k[0] != spec.run_id]:
         _SOLVERS.pop(other).close()  # a finished run's solvers
+        _BUFFERS.pop(other, None)
     net = Net(caffe_pb2.NetParameter.FromString(spec.net),
               caffe_pb2.SolverParameter.FromString(spec.solver),
               device=_device_for_task(spec.device),
@@ -86,9 +89,13 @@ def _solver_for(spec: NetSpec, index: int, arrays, start_iter: int):
     return net, True
 
 
-def train_round(index: int, records: Iterable, spec_bc, weights_bc, tau: int,
-                start_iter: int):
-    """One worker's round: set the broadcast weights, train tau steps, send weights back."""
+def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: int,
+                weights_bc=None, exchange=None):
+    """One worker's round: set the round's weights, train tau steps, send weights back.
+
+    The weights come and go over the driver's WeightExchange when `exchange`
+    (address, token, round) is given, else by Spark broadcast and task result.
+    """
     spec = spec_bc.value
     # Read the whole (one-element) partition: a Python worker that leaves input
     # unread is not reused, and its solvers would be lost.
@@ -96,11 +103,32 @@ def train_round(index: int, records: Iterable, spec_bc, weights_bc, tau: int,
     if len(arrays) != 1:
         raise DataError(f"partition {index} holds {len(arrays)} array pairs, expected 1")
     net, rebuilt = _solver_for(spec, index, arrays[0], start_iter)
-    net.set_weights(WeightCollection(net.layout, weights_bc.value))
-    tic = time.perf_counter()
-    outputs = net.train(tau)
-    compute_s = time.perf_counter() - tic
-    yield index, net.get_weights().flat, outputs, compute_s, rebuilt
+
+    def train(flat: np.ndarray, out: Optional[np.ndarray]):
+        net.set_weights(WeightCollection(net.layout, flat))
+        tic = time.perf_counter()
+        outputs = net.train(tau)
+        compute_s = time.perf_counter() - tic
+        trained = net.get_weights(None if out is None else WeightCollection(net.layout, out))
+        return trained.flat, (outputs, compute_s)
+
+    if exchange is None:
+        trained, (outputs, compute_s) = train(weights_bc.value, None)
+        yield index, trained, outputs, compute_s, rebuilt
+        return
+    address, token, round_no = exchange
+    buffer = _BUFFERS.get((spec.run_id, index))
+
+    def buffer_for(nbytes: int) -> np.ndarray:
+        nonlocal buffer
+        if buffer is None or buffer.nbytes != nbytes:
+            buffer = _BUFFERS[(spec.run_id, index)] = np.empty(nbytes // 4, np.float32)
+        return buffer
+
+    result = worker_exchange(address, token, round_no, index, buffer_for,
+                             lambda flat: train(flat, flat))
+    outputs, compute_s = result if result is not None else (None, 0.0)
+    yield index, None, outputs, compute_s, rebuilt
 
 
 def release(run_id: str) -> int:
@@ -108,4 +136,5 @@ def release(run_id: str) -> int:
     keys = [k for k in _SOLVERS if k[0] == run_id]
     for key in keys:
         _SOLVERS.pop(key).close()
+        _BUFFERS.pop(key, None)
     return len(keys)

@@ -1,0 +1,188 @@
+"""Weights between the driver and the workers over direct TCP connections.
+
+Spark's broadcast and collect carry a weight vector through several JVM
+copies and serializers (bench/bench_sync.py measures both paths). Here Spark
+still schedules each round's tasks, retries failed ones and reports their
+errors, but the float32 bytes go straight from the driver's buffer to the
+worker's and back.
+
+One connection per task attempt:
+  worker -> driver  hello: magic, run token (16 bytes), round, partition
+  driver -> worker  u64 byte count, then the round's weights
+                    (0 bytes: this partition's result is already held; skip)
+  ... the worker trains ...
+  worker -> driver  u64 byte count, then its weights
+  driver -> worker  one byte: the driver holds the result
+
+The driver reads results in partition order into one running sum (the same
+float operations as WeightCollection.mean, so the mean is exact and
+reproducible) and holds at most one result besides the sum. A result stream
+that breaks off is dropped; Spark's retry of that task sends it again.
+"""
+from __future__ import annotations
+
+import secrets
+import socket
+import struct
+import threading
+from typing import Optional
+
+import numpy as np
+
+from ..errors import SparkNetError
+
+_HELLO = struct.Struct("!4s16sQI")
+_MAGIC = b"SNW1"
+_COUNT = struct.Struct("!Q")
+_ACK = b"\x01"
+
+
+class TransportError(SparkNetError, ConnectionError):
+    """A weight transfer between the driver and a worker failed."""
+
+
+def recv_exactly(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise TransportError(f"connection closed after {got} of {len(view)} bytes")
+        got += n
+
+
+def _recv_struct(sock: socket.socket, layout: struct.Struct) -> tuple:
+    buffer = bytearray(layout.size)
+    recv_exactly(sock, memoryview(buffer))
+    return layout.unpack(buffer)
+
+
+class WeightExchange:
+    """The driver's end: serves a round's weights and sums the workers' replies."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.token = secrets.token_bytes(16)
+        self._server = socket.create_server((host, port))
+        self.address = (host, self._server.getsockname()[1])
+        self._lock = threading.Condition()
+        self._round: Optional[int] = None
+        self._weights: Optional[memoryview] = None
+        self._waiting: dict[int, socket.socket] = {}  # partition -> connection with a result
+        self._done: set[int] = set()
+        self._aborted = False
+        self._closed = False
+        self._receive: Optional[np.ndarray] = None  # reused across rounds: no page faults
+        threading.Thread(target=self._accept, name="sparknet-weights", daemon=True).start()
+
+    # --- driver API ---------------------------------------------------------
+    def start_round(self, round_no: int, weights: np.ndarray) -> None:
+        with self._lock:
+            self._round, self._weights = round_no, memoryview(weights).cast("B")
+            self._done, self._aborted = set(), False
+
+    def gather(self, partitions: int, size: int) -> np.ndarray:
+        """Sum of the partitions' weight vectors, added in partition order."""
+        total = np.empty(size, np.float32)
+        if self._receive is None or self._receive.size != size:
+            self._receive = np.empty(size, np.float32)
+        for part in range(partitions):
+            target = total if part == 0 else self._receive
+            while True:
+                conn = self._next_result(part)
+                try:
+                    (count,) = _recv_struct(conn, _COUNT)
+                    if count != target.nbytes:
+                        raise TransportError(f"partition {part} sent {count} bytes, "
+                                             f"expected {target.nbytes}")
+                    recv_exactly(conn, memoryview(target).cast("B"))
+                    conn.sendall(_ACK)
+                    break
+                except OSError:  # this attempt broke off; its retry sends again
+                    continue
+                finally:
+                    conn.close()
+            with self._lock:
+                self._done.add(part)
+            if part:
+                total += self._receive
+        return total
+
+    def abort(self) -> None:
+        """The round failed: wake gather() and drop every pending connection."""
+        with self._lock:
+            self._aborted = True
+            for conn in self._waiting.values():
+                conn.close()
+            self._waiting.clear()
+            self._lock.notify_all()
+
+    def close(self) -> None:
+        self.abort()
+        self._closed = True
+        self._server.close()
+
+    # --- internals ----------------------------------------------------------
+    def _next_result(self, part: int) -> socket.socket:
+        with self._lock:
+            while part not in self._waiting:
+                if self._aborted:
+                    raise TransportError("the round was aborted")
+                self._lock.wait()
+            return self._waiting.pop(part)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        """Check a worker's hello, send it the weights, park the connection for gather()."""
+        try:
+            conn.settimeout(30)
+            magic, token, round_no, part = _recv_struct(conn, _HELLO)
+            with self._lock:
+                valid = (magic == _MAGIC and secrets.compare_digest(token, self.token)
+                         and round_no == self._round and not self._aborted)
+                weights, skip = self._weights, part in self._done
+            if not valid:
+                conn.close()
+                return
+            conn.settimeout(None)  # training between the two transfers takes what it takes
+            if skip:
+                conn.sendall(_COUNT.pack(0))
+                conn.close()
+                return
+            conn.sendall(_COUNT.pack(len(weights)))
+            conn.sendall(weights)
+        except OSError:
+            conn.close()
+            return
+        with self._lock:
+            previous = self._waiting.pop(part, None)
+            if previous is not None:  # an older attempt of the same task
+                previous.close()
+            self._waiting[part] = conn
+            self._lock.notify_all()
+
+
+def worker_exchange(address, token: bytes, round_no: int, part: int, buffer_for, train):
+    """The worker's end of one round.
+
+    buffer_for(nbytes) -> a float32 array to receive the weights into (reused);
+    train(weights) -> (trained weights to send, anything to return). Returns
+    None when the driver already holds this partition's result.
+    """
+    with socket.create_connection(tuple(address)) as conn:
+        conn.sendall(_HELLO.pack(_MAGIC, token, round_no, part))
+        (count,) = _recv_struct(conn, _COUNT)
+        if count == 0:
+            return None
+        weights = buffer_for(count)
+        recv_exactly(conn, memoryview(weights).cast("B"))
+        trained, extra = train(weights)
+        conn.sendall(_COUNT.pack(trained.nbytes))
+        conn.sendall(memoryview(trained).cast("B"))
+        recv_exactly(conn, memoryview(bytearray(1)))
+        return extra

@@ -1,0 +1,212 @@
+"""Data into the solvers: LMDB both ways with Caffe's tools, images, means, DataFrames."""
+from __future__ import annotations
+
+import warnings
+
+import lmdb
+import numpy as np
+import pytest
+
+from conftest import run_caffe, write_lenet_for_tool
+from pysparknet import DataError
+from pysparknet.build_info import run_tool
+from pysparknet.data import (dataframe_records, decode_image, encode_image, image_folder_rdd,
+                             image_list_rdd, image_mean, lmdb_rdd, load_binaryproto,
+                             read_datum_lmdb, save_binaryproto, write_datum_lmdb)
+from pysparknet.spark import local_spark
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = local_spark("local-cluster[2,1,1024]", conf={"spark.task.maxFailures": "1"})
+    yield session
+    session.stop()
+
+
+def smooth_images(n, shape=(3, 36, 44), seed=0):
+    """Photo-like (smooth) uint8 images, so JPEG has something real to code."""
+    rng = np.random.default_rng(seed)
+    c, h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    images = []
+    for _ in range(n):
+        fx, fy, phase = rng.uniform(0.05, 0.3, 3)
+        base = np.sin(fx * xx + phase) * np.cos(fy * yy) * 100 + 128
+        noise = rng.normal(0, 8, (c, h, w))
+        images.append(np.clip(base[None] + noise + rng.uniform(-40, 40, (c, 1, 1)), 0, 255)
+                      .astype(np.uint8))
+    return images
+
+
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory):
+    """root/<class>/<i>.jpg (colour, and one grey class), plus convert_imageset's list."""
+    root = tmp_path_factory.mktemp("jpegs")
+    lines = []
+    for i, image in enumerate(smooth_images(24)):
+        cls = ["cat", "dog", "grey"][i % 3]
+        (root / cls).mkdir(exist_ok=True)
+        pixels = image[:1] if cls == "grey" else image
+        (root / cls / f"{i:03d}.jpg").write_bytes(encode_image(pixels, "JPEG", quality=90))
+        lines.append(f"{cls}/{i:03d}.jpg {i % 3}")
+    listfile = root.parent / f"{root.name}_list.txt"
+    listfile.write_text("\n".join(lines) + "\n")
+    return root, listfile
+
+
+def test_pysparknet_lmdb_trains_in_caffe_train(tmp_path, spark, fmnist_train, fmnist_test):
+    """Fashion-MNIST -> LMDB written by pysparknet from an RDD -> `caffe train`: Caffe's
+    reference accuracy at 2,000 iterations (88.07%, shared/DATA.md) within 0.5 points."""
+    sc = spark.sparkContext
+    dbs = []
+    for name, (x, y) in (("train", fmnist_train), ("test", fmnist_test)):
+        rdd = sc.parallelize(list(zip(x, y.tolist())), 4)
+        dbs.append(tmp_path / f"{name}_lmdb")
+        assert write_datum_lmdb(dbs[-1], rdd.toLocalIterator()) == len(y)
+    _, solver = write_lenet_for_tool(tmp_path, dbs, max_iter=2000, test_interval=2000,
+                                     test_iter=[100], snapshot=0)
+    log = run_caffe(["train", "-solver", str(solver)])
+    accuracy = float([l for l in log.splitlines()
+                      if "Test net output #0: accuracy" in l][-1].split("= ")[-1])
+    print(f"caffe train on pysparknet's LMDB, 2000 iterations: {accuracy:.4f}")
+    assert abs(accuracy - 0.8807) <= 0.005
+
+
+def test_convert_mnist_lmdb_reads_bit_exact_in_parallel(spark, fmnist_lmdb, fmnist_test):
+    rdd = lmdb_rdd(spark.sparkContext, fmnist_lmdb[1], num_partitions=3)
+    assert rdd.getNumPartitions() == 3
+    records = rdd.collect()  # key ranges in order: the LMDB's record order
+    images = np.stack([r[0] for r in records])
+    labels = np.array([r[1] for r in records])
+    assert images.dtype == np.uint8 and images.shape == (10000, 1, 28, 28)
+    np.testing.assert_array_equal(images, fmnist_test[0])
+    np.testing.assert_array_equal(labels, fmnist_test[1])
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_convert_imageset_lmdb_decodes_to_caffes_pixels(tmp_path, spark, jpeg_folder, encoded):
+    """convert_imageset (OpenCV) raw and --encoded: pysparknet reads the same pixels,
+    and decodes the JPEG files themselves to the pixels Caffe stored."""
+    root, listfile = jpeg_folder
+    db = tmp_path / "db"
+    run_tool("convert_imageset", [f"{root}/", listfile, db, "--backend=lmdb"]
+             + (["--encoded"] if encoded else []))
+    from_caffe = list(read_datum_lmdb(db))
+    lines = listfile.read_text().split()
+    files, labels = lines[0::2], [int(v) for v in lines[1::2]]
+    assert [label for _, label in from_caffe] == labels
+    for (image, _), name in zip(from_caffe, files):
+        ours = decode_image((root / name).read_bytes(), color=True)  # convert_imageset's default
+        assert image.shape == ours.shape == (3, 36, 44)
+        np.testing.assert_array_equal(image, ours)
+    through_spark = sorted(image_list_rdd(spark.sparkContext, root, listfile, size=None).collect(),
+                           key=lambda r: r[1])
+    assert len(through_spark) == len(files)
+
+
+def test_image_folder_rdd_labels_by_sorted_class(spark, jpeg_folder):
+    root, _ = jpeg_folder
+    rdd, classes = image_folder_rdd(spark.sparkContext, root, size=(32, 32))
+    assert classes == ["cat", "dog", "grey"]
+    records = rdd.collect()
+    assert len(records) == 24
+    assert {r[0].shape for r in records} == {(3, 32, 32)}
+    assert sorted(r[1] for r in records) == sorted(i % 3 for i in range(24))
+    grey = [r[0] for r in records if r[1] == 2]
+    assert all(np.array_equal(g[0], g[1]) and np.array_equal(g[1], g[2]) for g in grey)
+
+
+def test_mean_equals_compute_image_mean(tmp_path, spark, fmnist_lmdb):
+    train_db = fmnist_lmdb[0]
+    run_tool("compute_image_mean", [train_db, tmp_path / "caffe_mean.binaryproto",
+                                    "--backend=lmdb"])
+    theirs = load_binaryproto(tmp_path / "caffe_mean.binaryproto")
+    ours = image_mean(lmdb_rdd(spark.sparkContext, train_db, num_partitions=4))
+    assert ours.shape == theirs.shape == (1, 28, 28)
+    assert np.max(np.abs(ours - theirs)) <= 1e-5
+    save_binaryproto(ours, tmp_path / "ours.binaryproto")
+    np.testing.assert_array_equal(load_binaryproto(tmp_path / "ours.binaryproto"), ours)
+
+
+def test_dataframe_from_sql_over_parquet_trains_lenet(tmp_path, spark, fmnist_train,
+                                                      fmnist_test):
+    """A parquet table of PNG-encoded images, queried with spark.sql, trains the seed's
+    LeNet through the SparkNet trainer."""
+    from pysparknet.netparams import lenet
+    from pysparknet.spark import SparkNetTrainer
+    from pysparknet.zoo import lenet_solver
+
+    x, y = fmnist_train[0][:6000], fmnist_train[1][:6000]
+    rows = [(encode_image(image), int(label), "train") for image, label in zip(x, y)]
+    table = tmp_path / "fashion.parquet"
+    spark.createDataFrame(rows, "image binary, label int, split string") \
+        .write.parquet(str(table))
+    df = spark.sql(f"SELECT image, label FROM parquet.`{table}` WHERE split = 'train'")
+    trainer = SparkNetTrainer(spark, lenet(), lenet_solver(), num_workers=2, tau=25, seed=2)
+    result = trainer.fit(df, (fmnist_test[0][:2000], fmnist_test[1][:2000]), rounds=8,
+                         validate_every=8, progress=False)
+    accuracy = result.history[-1]["val_accuracy"]
+    print(f"LeNet from spark.sql over parquet, 8 rounds x 25 x K=2: {accuracy:.4f}")
+    assert accuracy >= 0.70
+
+
+def test_spark_image_source_gives_caffes_bgr(tmp_path, spark):
+    """Spark's own image data source (BGR, HWC struct) -> the same (C, H, W) as decode_image."""
+    from pyspark.sql import functions as F
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    images = smooth_images(4, seed=3)
+    for i, image in enumerate(images):
+        (folder / f"{i}.png").write_bytes(encode_image(image, "PNG"))
+    df = spark.read.format("image").load(str(folder)).withColumn(
+        "label", F.regexp_extract("image.origin", r"(\d)\.png$", 1).cast("int"))
+    records = dataframe_records(df).collect()
+    assert len(records) == 4
+    for image, label in records:
+        np.testing.assert_array_equal(image, images[label])
+
+
+def test_bad_records_error_names_them_or_skip_counts_them(spark, tmp_path):
+    good = encode_image(np.full((1, 4, 4), 9, np.uint8))
+    rows = [(good, 0), (b"\xff\xd8 not a jpeg", 1), (good, None), (good, 3)]
+    df = spark.createDataFrame(rows, "image binary, label int")
+    with pytest.raises(Exception, match="cannot decode image"):
+        dataframe_records(df).collect()
+    skipping = dataframe_records(df, on_bad_record="skip")
+    kept = skipping.collect()
+    assert [label for _, label in kept] == [0, 3]  # pairs intact
+    with pytest.warns(UserWarning, match="skipped 2 bad record"):
+        assert skipping.bad_records.report("test") == 2
+    # raw bytes of the wrong size for the declared shape
+    raw = spark.createDataFrame([(bytes(16), 0), (bytes(15), 1)], "image binary, label int")
+    with pytest.raises(Exception, match="15 values cannot be shaped"):
+        dataframe_records(raw, shape=(1, 4, 4)).collect()
+    # an LMDB whose values are not Datums
+    db = tmp_path / "not_datum"
+    env = lmdb.open(str(db), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        txn.put(b"00000000", b"\x08\x01\x10\x01\x18\x01\x22\x01\x05\x28\x07")
+        txn.put(b"00000001", b"\xff\xff\xff garbage")
+    env.close()
+    with pytest.raises(DataError, match="key '00000001'"):
+        list(read_datum_lmdb(db))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rdd = lmdb_rdd(spark.sparkContext, db, num_partitions=1, on_bad_record="skip")
+        assert [label for _, label in rdd.collect()] == [7]
+        assert rdd.bad_records.report("lmdb") == 1
+
+
+def test_write_lmdb_is_atomic_and_refuses_to_overwrite(tmp_path):
+    db = tmp_path / "db"
+
+    def records():
+        yield np.zeros((1, 2, 2), np.uint8), 0
+        raise RuntimeError("the source failed")
+    with pytest.raises(RuntimeError):
+        write_datum_lmdb(db, records())
+    assert not db.exists() and not list(tmp_path.iterdir())  # nothing half-written
+    write_datum_lmdb(db, [(np.zeros((1, 2, 2), np.uint8), 0)])
+    with pytest.raises(FileExistsError):
+        write_datum_lmdb(db, [(np.zeros((1, 2, 2), np.uint8), 0)])

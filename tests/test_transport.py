@@ -1,0 +1,96 @@
+"""The driver <-> worker weight exchange over real loopback sockets."""
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from pysparknet.spark.transport import (_COUNT, _HELLO, _MAGIC, TransportError, WeightExchange,
+                                        recv_exactly, worker_exchange)
+
+
+def run_worker(exchange, round_no, part, add, results):
+    def train(flat):
+        flat += add
+        return flat, f"worker {part}"
+    results[part] = worker_exchange(exchange.address, exchange.token, round_no, part,
+                                    lambda n: np.empty(n // 4, np.float32), train)
+
+
+def test_round_sums_in_partition_order():
+    weights = np.arange(1000, dtype=np.float32)
+    exchange = WeightExchange()
+    try:
+        for round_no in range(2):  # the exchange serves round after round
+            exchange.start_round(round_no, weights)
+            results = {}
+            workers = [threading.Thread(target=run_worker,
+                                        args=(exchange, round_no, p, p + 1.0, results))
+                       for p in (2, 0, 1)]  # connect out of order
+            for w in workers:
+                w.start()
+            total = exchange.gather(3, weights.size)
+            for w in workers:
+                w.join()
+            expected = (weights + 1) + (weights + 2) + (weights + 3)
+            np.testing.assert_array_equal(total, expected)
+            assert results == {0: "worker 0", 1: "worker 1", 2: "worker 2"}
+    finally:
+        exchange.close()
+
+
+def test_wrong_token_or_round_gets_nothing():
+    weights = np.ones(10, np.float32)
+    exchange = WeightExchange()
+    try:
+        exchange.start_round(5, weights)
+        for token, round_no in ((b"x" * 16, 5), (exchange.token, 4)):
+            with socket.create_connection(exchange.address) as conn:
+                conn.sendall(_HELLO.pack(_MAGIC, token, round_no, 0))
+                conn.settimeout(10)
+                assert conn.recv(8) == b""  # closed without a byte of the weights
+    finally:
+        exchange.close()
+
+
+def test_broken_result_is_dropped_and_the_retry_counts():
+    weights = np.zeros(100_000, np.float32)
+    exchange = WeightExchange()
+    try:
+        exchange.start_round(0, weights)
+        gathered = {}
+        thread = threading.Thread(target=lambda: gathered.update(t=exchange.gather(1, 100_000)))
+        thread.start()
+        # A first attempt receives the weights, sends half its result and dies.
+        with socket.create_connection(exchange.address) as conn:
+            conn.sendall(_HELLO.pack(_MAGIC, exchange.token, 0, 0))
+            (count,) = _COUNT.unpack(conn.recv(8, socket.MSG_WAITALL))
+            recv_exactly(conn, memoryview(bytearray(count)))
+            conn.sendall(_COUNT.pack(count) + np.full(50_000, 7, np.float32).tobytes())
+        # Spark's retry of the task does the whole exchange.
+        results = {}
+        run_worker(exchange, 0, 0, 3.0, results)
+        thread.join(timeout=30)
+        np.testing.assert_array_equal(gathered["t"], np.full(100_000, 3, np.float32))
+    finally:
+        exchange.close()
+
+
+def test_abort_wakes_the_gather():
+    exchange = WeightExchange()
+    try:
+        exchange.start_round(0, np.zeros(4, np.float32))
+        errors = []
+
+        def gather():
+            try:
+                exchange.gather(2, 4)
+            except TransportError as error:
+                errors.append(error)
+        thread = threading.Thread(target=gather)
+        thread.start()
+        exchange.abort()
+        thread.join(timeout=10)
+        assert not thread.is_alive() and "aborted" in str(errors[0])
+    finally:
+        exchange.close()
