@@ -104,23 +104,39 @@ def _load_model(spec: str, batch_size: int, record_shape):
     return net, zoo.load("lenet").solver
 
 
-def _load_data(spec: str):
-    """(train, test) (images, labels) arrays from a dataset name, IDX folder or LMDB."""
-    import numpy as np
+def _arrays_to_rdd(sc, arrays, partitions: int):
+    images, labels = arrays
+    return sc.parallelize(list(zip(images, labels.tolist())), partitions)
 
-    from .data import fashion_mnist, idx_dataset
-    from .data.datum import read_datum_lmdb
-    if spec in ("fashion-mnist", "fashion_mnist"):
-        return fashion_mnist("train"), fashion_mnist("test")
+
+def _load_data(spark, spec: str, split: str, args):
+    """Training or test data named on the command line, as an RDD or (images, labels).
+
+    A built-in dataset name, a folder of MNIST IDX files, a Caffe LMDB, a parquet
+    table (image + label columns), or an image folder (one folder per class).
+    """
+    from .data import (dataframe_records, fashion_mnist, idx_dataset, image_folder_rdd,
+                       lmdb_rdd)
+    sc = spark.sparkContext
+    size = tuple(args.resize) if args.resize else None
     path = Path(spec)
+    if spec in ("fashion-mnist", "fashion_mnist"):
+        return fashion_mnist(split)
     if (path / "data.mdb").exists():
-        records = list(read_datum_lmdb(path))
-        data = np.stack([r[0] for r in records]), np.array([r[1] for r in records])
-        return data, None
-    if path.is_dir():  # MNIST's own IDX files
-        return idx_dataset(path, "train"), idx_dataset(path, "test")
-    raise SystemExit(f"--data {spec!r}: 'fashion-mnist', a folder of MNIST IDX files, or a "
-                     "Caffe LMDB of Datum records")
+        return lmdb_rdd(sc, path, args.workers, on_bad_record=args.on_bad_record)
+    if spec.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet"))):
+        return dataframe_records(spark.read.parquet(str(path)), args.image_col, args.label_col,
+                                 on_bad_record=args.on_bad_record)
+    if path.is_dir() and any(path.glob("*idx3-ubyte*")):  # MNIST's own IDX files
+        return idx_dataset(path, split)
+    if path.is_dir():
+        rdd, classes = image_folder_rdd(sc, path, size=size, num_partitions=args.workers,
+                                        on_bad_record=args.on_bad_record)
+        print(f"{spec}: {len(classes)} classes ({', '.join(classes[:5])}"
+              f"{', ...' if len(classes) > 5 else ''})", file=sys.stderr)
+        return rdd
+    raise SystemExit(f"--data {spec!r}: 'fashion-mnist', a folder of MNIST IDX files, a Caffe "
+                     "LMDB, a parquet table, or an image folder (one subfolder per class)")
 
 
 def cmd_train(args) -> int:
@@ -128,15 +144,19 @@ def cmd_train(args) -> int:
     from .spark import SparkNetTrainer, local_spark
 
     net, solver = _load_model(args.model, args.batch_size, args.record_shape)
-    train, test = _load_data(args.data)
+    if args.base_lr is not None:
+        solver.base_lr = args.base_lr
     master = args.master or f"local-cluster[{args.workers},1,2048]"
     spark = local_spark(master, app_name=f"sparknet train {args.model}")
     try:
-        rdd = spark.sparkContext.parallelize(list(zip(train[0], train[1].tolist())),
-                                             args.workers)
+        train = _load_data(spark, args.data, "train", args)
+        if isinstance(train, tuple):
+            train = _arrays_to_rdd(spark.sparkContext, train, args.workers)
+        test_spec = args.test_data or (args.data if _has_test_split(args.data) else None)
+        test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
-                                  seed=args.seed)
-        result = trainer.fit(rdd, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
+                                  seed=args.seed, sync=args.sync)
+        result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
                              checkpoint_every=args.checkpoint_every,
                              metrics_path=args.metrics, progress=not args.quiet)
@@ -146,11 +166,18 @@ def cmd_train(args) -> int:
     if args.save:
         trainer.driver_net.save(args.save)
     accuracy = last.get("val_accuracy")
+    tested = f" on {len(test[0])} images" if isinstance(test, tuple) else ""
     print(f"SparkNet {args.model}: K={args.workers} workers x tau={args.tau}, "
           f"{last['round']} rounds in {last['elapsed_s']:.1f} s"
-          + (f"; test accuracy {accuracy * 100:.2f}% on {len(test[0])} images"
-             if accuracy is not None else ""))
+          + (f"; test accuracy {accuracy * 100:.2f}%{tested}" if accuracy is not None else ""))
     return 0
+
+
+def _has_test_split(spec: str) -> bool:
+    """Datasets that carry their own test split (Fashion-MNIST, MNIST IDX folders)."""
+    path = Path(spec)
+    return spec in ("fashion-mnist", "fashion_mnist") or (
+        path.is_dir() and any(path.glob("t10k-images-idx3-ubyte*")))
 
 
 def cmd_plot(args) -> int:
@@ -206,12 +233,30 @@ def main(argv=None) -> int:
     train.add_argument("--model", default="lenet",
                        help="zoo name, train_val .prototxt, or module:attribute (NetParams)")
     train.add_argument("--data", default="fashion-mnist",
-                       help="fashion-mnist, a folder of MNIST IDX files, or a Datum LMDB")
+                       help="fashion-mnist, a folder of MNIST IDX files, a Caffe LMDB of "
+                            "Datums, a parquet table (image + label columns), or an image "
+                            "folder (root/<class>/<image>)")
+    train.add_argument("--test-data", help="validation data, same kinds as --data; unset: "
+                                           "the test split of fashion-mnist / IDX folders")
+    train.add_argument("--image-col", help="parquet: the image column; unset: 'image', else "
+                                           "the first column")
+    train.add_argument("--label-col", help="parquet: the label column; unset: 'label', else "
+                                           "the second column")
+    train.add_argument("--resize", type=int, nargs=2, metavar=("H", "W"),
+                       help="image folders: resize every image (e.g. 256 256)")
+    train.add_argument("--on-bad-record", choices=("error", "skip"), default="error",
+                       help="a record that cannot be decoded or has no label")
     train.add_argument("--workers", type=int, default=2, help="K: workers (partitions)")
     train.add_argument("--tau", type=int, default=50, help="iterations per worker per round")
     train.add_argument("--rounds", type=int, default=60)
     train.add_argument("--master", help="Spark master (default local-cluster[K,1,2048])")
     train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--base-lr", type=float,
+                       help="override the solver's base_lr (with K workers, K x the single "
+                            "net's rate often converges faster: BENCHMARKS.md)")
+    train.add_argument("--sync", choices=("socket", "spark"), default="socket",
+                       help="weights over direct TCP to the driver, or Spark broadcast + "
+                            "task results")
     train.add_argument("--record-shape", type=int, nargs=3, metavar=("C", "H", "W"),
                        help="data top shape, for a .prototxt model")
     train.add_argument("--validate-every", type=int, default=10, help="rounds")

@@ -79,7 +79,7 @@ def test_convert_mnist_lmdb_reads_bit_exact_in_parallel(spark, fmnist_lmdb, fmni
     images = np.stack([r[0] for r in records])
     labels = np.array([r[1] for r in records])
     assert images.dtype == np.uint8 and images.shape == (10000, 1, 28, 28)
-    np.testing.assert_array_equal(images, fmnist_test[0])
+    np.testing.assert_array_equal(images, fmnist_test[0][:, None])
     np.testing.assert_array_equal(labels, fmnist_test[1])
 
 
@@ -91,7 +91,9 @@ def test_convert_imageset_lmdb_decodes_to_caffes_pixels(tmp_path, spark, jpeg_fo
     db = tmp_path / "db"
     run_tool("convert_imageset", [f"{root}/", listfile, db, "--backend=lmdb"]
              + (["--encoded"] if encoded else []))
-    from_caffe = list(read_datum_lmdb(db))
+    # convert_imageset's raw records are colour (its default); an encoded record
+    # decodes as the Data layer's force_color does with color=True.
+    from_caffe = list(read_datum_lmdb(db, color=True))
     lines = listfile.read_text().split()
     files, labels = lines[0::2], [int(v) for v in lines[1::2]]
     assert [label for _, label in from_caffe] == labels
@@ -99,9 +101,13 @@ def test_convert_imageset_lmdb_decodes_to_caffes_pixels(tmp_path, spark, jpeg_fo
         ours = decode_image((root / name).read_bytes(), color=True)  # convert_imageset's default
         assert image.shape == ours.shape == (3, 36, 44)
         np.testing.assert_array_equal(image, ours)
-    through_spark = sorted(image_list_rdd(spark.sparkContext, root, listfile, size=None).collect(),
-                           key=lambda r: r[1])
+    if encoded:  # natively decoded, as the Data layer without force_color: grey stays grey
+        native = [image.shape[0] for image, _ in read_datum_lmdb(db)]
+        assert native == [1 if name.startswith("grey") else 3 for name in files]
+    through_spark = image_list_rdd(spark.sparkContext, root, listfile, size=None).collect()
     assert len(through_spark) == len(files)
+    by_label_and_pixels = sorted((label, image.tobytes()) for image, label in through_spark)
+    assert by_label_and_pixels == sorted((label, image.tobytes()) for image, label in from_caffe)
 
 
 def test_image_folder_rdd_labels_by_sorted_class(spark, jpeg_folder):
@@ -130,11 +136,10 @@ def test_mean_equals_compute_image_mean(tmp_path, spark, fmnist_lmdb):
 
 def test_dataframe_from_sql_over_parquet_trains_lenet(tmp_path, spark, fmnist_train,
                                                       fmnist_test):
-    """A parquet table of PNG-encoded images, queried with spark.sql, trains the seed's
-    LeNet through the SparkNet trainer."""
-    from pysparknet.netparams import lenet
+    """A parquet table of PNG-encoded images, queried with spark.sql, trains LeNet
+    (Caffe's, the net the seed's DSL LeNet equals) through the SparkNet trainer."""
     from pysparknet.spark import SparkNetTrainer
-    from pysparknet.zoo import lenet_solver
+    from pysparknet.zoo import lenet, lenet_solver
 
     x, y = fmnist_train[0][:6000], fmnist_train[1][:6000]
     rows = [(encode_image(image), int(label), "train") for image, label in zip(x, y)]
@@ -171,7 +176,8 @@ def test_bad_records_error_names_them_or_skip_counts_them(spark, tmp_path):
     good = encode_image(np.full((1, 4, 4), 9, np.uint8))
     rows = [(good, 0), (b"\xff\xd8 not a jpeg", 1), (good, None), (good, 3)]
     df = spark.createDataFrame(rows, "image binary, label int")
-    with pytest.raises(Exception, match="cannot decode image"):
+    with pytest.raises(Exception, match=r"partition \d, row \d: (cannot decode image|the "
+                                        r"label is null)"):
         dataframe_records(df).collect()
     skipping = dataframe_records(df, on_bad_record="skip")
     kept = skipping.collect()
@@ -210,3 +216,21 @@ def test_write_lmdb_is_atomic_and_refuses_to_overwrite(tmp_path):
     write_datum_lmdb(db, [(np.zeros((1, 2, 2), np.uint8), 0)])
     with pytest.raises(FileExistsError):
         write_datum_lmdb(db, [(np.zeros((1, 2, 2), np.uint8), 0)])
+
+
+def test_cli_trains_from_lmdbs(fmnist_lmdb, tmp_path):
+    """`sparknet train --data LMDB --test-data LMDB`: the LMDBs are read in parallel by
+    the executors and the run reports the test accuracy."""
+    import subprocess
+    import sys
+
+    train_db, test_db = fmnist_lmdb
+    out = subprocess.run([sys.executable, "-m", "pysparknet.cli", "train", "--data", str(train_db),
+                          "--test-data", str(test_db), "--workers", "2", "--tau", "25",
+                          "--rounds", "6", "--validate-every", "6", "--quiet",
+                          "--metrics", str(tmp_path / "m.jsonl")],
+                         cwd="/", capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    accuracy = float(out.stdout.split("test accuracy ")[1].split("%")[0])
+    print(out.stdout.strip().splitlines()[-1])
+    assert accuracy >= 70.0

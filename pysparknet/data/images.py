@@ -43,10 +43,12 @@ def decode_image(data: bytes, color: Optional[bool] = None,
 
 
 def encode_image(image: np.ndarray, format: str = "PNG", quality: int = 95) -> bytes:
-    """uint8 (C, H, W) array (BGR when C == 3) -> encoded bytes."""
+    """uint8 (C, H, W) array (BGR when C == 3) or (H, W) grey -> encoded bytes."""
     from PIL import Image
 
     image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[None]
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
         raise DataError(f"expected a uint8 (1|3, H, W) array, got {image.dtype} {image.shape}")
     pixels = image[0] if image.shape[0] == 1 else image[::-1].transpose(1, 2, 0)

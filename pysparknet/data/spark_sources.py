@@ -178,7 +178,12 @@ def image_list_rdd(sc, root, listfile, size: Optional[tuple[int, int]] = (256, 2
             raise DataError(f"{listfile}:{number}: expected 'path label', got {line!r}") from None
     root_path = str(Path(root).resolve()) if Path(root).is_dir() else str(root)
     bad = _bad_records(sc, on_bad_record)
-    files = sc.binaryFiles(root_path, num_partitions or sc.defaultParallelism)
+    if not labels:
+        raise DataError(f"{listfile} lists no images")
+    # The folders the list names, as one comma-separated set of globs.
+    folders = sorted({posixpath.dirname(name) for name in labels})
+    pattern = ",".join(posixpath.join(root_path, folder, "*") for folder in folders)
+    files = sc.binaryFiles(pattern, num_partitions or sc.defaultParallelism)
 
     def label_of(uri):
         relative = uri.split(root_path, 1)[-1].lstrip("/")
