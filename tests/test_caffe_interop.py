@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import caffe_test_scores, run_caffe, write_lenet_for_tool
+from conftest import caffe_test_scores, lenet_lmdb_prototxt, run_caffe, write_lenet_for_tool
 from pysparknet import Net, zoo
+from pysparknet.prototxt import to_text
 
 
 def test_net_caffemodel_scores_the_same_in_caffe_test(tmp_path, fmnist_train, fmnist_test,

@@ -21,9 +21,12 @@ def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmni
     x, y = fmnist_train[0][:20000], fmnist_train[1][:20000]
     validation = (fmnist_test[0][:2000], fmnist_test[1][:2000])
     with StandaloneCluster(workers=2, memory="1g") as cluster:
+        # Retries are what this test is about: say so, since the first session of a
+        # Python process fixes the JVM's defaults (a test module that set
+        # maxFailures=1 earlier would otherwise leak it here).
         spark = local_spark(cluster.master_url, conf={
             "spark.executor.cores": "1", "spark.cores.max": "2",
-            "spark.executor.memory": "768m"})
+            "spark.executor.memory": "768m", "spark.task.maxFailures": "4"})
         try:
             rdd = spark.sparkContext.parallelize(list(zip(x, y.tolist())), 2)
 

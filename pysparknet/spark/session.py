@@ -12,7 +12,9 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
     local-cluster[K,1,MB] starts K executor JVMs, each with one core: SparkNet's
     one solver per executor. RDD checkpoints (the trainer uses them to keep its
     cached training data out of every task) go to checkpoint_dir, by default a
-    fresh temporary folder.
+    fresh temporary folder. PySpark starts its JVM with the first session's
+    settings as defaults for every later session of the process: pass each
+    setting a session relies on (e.g. spark.task.maxFailures) explicitly.
     """
     import tempfile
 

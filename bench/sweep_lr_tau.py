@@ -1,0 +1,79 @@
+"""Iterations to a test accuracy, for one Net and for K model-averaged Nets, over
+learning rates and tau: which settings to time in bench_sparknet_speedup.py.
+
+No Spark and no clock: the K Nets run one after another in this process and are
+averaged every tau iterations exactly as SparkNet's rounds do (same partitions as
+sc.parallelize(records, K), same seeds: seed + k), so only the statistics of
+model averaging are measured. Tests on all 10,000 Fashion-MNIST test images
+every --test-every iterations (per worker).
+
+    python bench/sweep_lr_tau.py --lr 0.01 0.02 0.04 --tau 50 100 [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+
+from pysparknet import Net, WeightCollection, zoo
+from pysparknet.data import fashion_mnist
+
+
+def solver(base_lr):
+    params = zoo.lenet_solver()
+    params.base_lr = base_lr
+    return params
+
+
+def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, test):
+    """The first tested iteration at or above target, with its accuracy (or None)."""
+    x, y = train
+    n = len(x) // workers
+    nets = []
+    for k in range(workers):
+        net = Net(zoo.lenet(), solver(base_lr), seed=1 + k)
+        net.set_training_data((x[k * n:(k + 1) * n], y[k * n:(k + 1) * n]))
+        nets.append(net)
+    nets[0].set_validation_data(test)
+    weights, done = nets[0].get_weights(), 0
+    while done < iterations:
+        trained = []
+        for net in nets:
+            net.set_weights(weights)
+            net.train(tau)
+            trained.append(net.get_weights())
+        weights = WeightCollection.mean(trained)
+        done += tau
+        if done % test_every == 0:
+            nets[0].set_weights(weights)
+            accuracy = nets[0].test()["accuracy"]
+            if accuracy >= target:
+                return done, accuracy
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lr", type=float, nargs="+", default=[0.01, 0.02, 0.04])
+    parser.add_argument("--tau", type=int, nargs="+", default=[50, 100])
+    parser.add_argument("--workers", type=int, default=2, help="K for the averaged runs")
+    parser.add_argument("--target", type=float, default=0.895)
+    parser.add_argument("--test-every", type=int, default=200)
+    parser.add_argument("--iterations", type=int, default=5000)
+    args = parser.parse_args()
+    train, test = fashion_mnist("train"), fashion_mnist("test")
+    print(f"| run | base_lr | tau | iterations (per worker) to {args.target:.1%} | "
+          "accuracy then |")
+    print("|---|---:|---:|---:|---:|")
+    runs = [(1, lr, args.test_every) for lr in args.lr] + \
+           [(args.workers, lr, tau) for lr in args.lr for tau in args.tau]
+    for workers, lr, tau in runs:
+        hit = iterations_to(args.target, workers, lr, tau,
+                            max(args.test_every, tau) // tau * tau, args.iterations, train, test)
+        name = "one Net" if workers == 1 else f"K={workers} averaged"
+        print(f"| {name} | {lr} | {tau if workers > 1 else '-'} | "
+              f"{hit[0] if hit else f'> {args.iterations}'} | "
+              f"{f'{hit[1]:.4f}' if hit else '-'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
