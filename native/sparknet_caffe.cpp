@@ -173,6 +173,11 @@ struct sn_net {
   }
 };
 
+namespace sparknet {
+// For the other translation units of the shim (image_codec.cpp).
+void set_last_error(const std::string& message) { last_error = message; }
+}  // namespace sparknet
+
 extern "C" {
 
 const char* sn_last_error(void) { return last_error.c_str(); }

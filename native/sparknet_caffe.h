@@ -52,6 +52,15 @@ SN_EXPORT const char* sn_last_error(void);
 SN_EXPORT const char* sn_version(void);
 SN_EXPORT int sn_has_cuda(void);
 SN_EXPORT sn_status sn_gpu_count(int* count);
+/* Decode an encoded image (JPEG, PNG, ...) with the OpenCV Caffe links, as
+ * Caffe's ReadImageToDatum / DecodeDatumToCVMat do: color < 0 keeps the file's
+ * channels (grey 1, else 3), 0 grey, 1 colour (BGR). height and width > 0
+ * resize as convert_imageset --resize_height/--resize_width (cv::resize,
+ * bilinear). Writes (C, H, W) uint8 into out and the shape into shape[3]; if
+ * out is too small, sets shape, returns SN_ERR_ARGUMENT, and keeps the decoded
+ * image so a second call with the same arguments only copies it. */
+SN_EXPORT sn_status sn_decode_image(const void* data, size_t length, int color, int height,
+                                    int width, void* out, size_t capacity, int64_t* shape);
 /* glog's minimum level: 0 INFO, 1 WARNING, 2 ERROR. */
 SN_EXPORT void sn_set_log_level(int level);
 

@@ -67,6 +67,8 @@ sn_version = _declare("sn_version", [], c_char_p)
 sn_has_cuda = _declare("sn_has_cuda", [], c_int)
 sn_gpu_count = _declare("sn_gpu_count", [POINTER(c_int)])
 sn_set_log_level = _declare("sn_set_log_level", [c_int], None)
+sn_decode_image = _declare("sn_decode_image", [c_char_p, c_size_t, c_int, c_int, c_int, c_void_p,
+                                               c_size_t, POINTER(c_int64)])
 sn_net_create = _declare("sn_net_create", [c_void_p, c_size_t, c_void_p, c_size_t, c_int,
                                            c_int64, POINTER(sn_net_p)])
 sn_net_destroy = _declare("sn_net_destroy", [sn_net_p], None)

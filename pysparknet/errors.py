@@ -27,3 +27,7 @@ class DataError(SparkNetError, ValueError):
 
 class FeedError(SparkNetError, RuntimeError):
     """The data feed failed inside a forward pass for a reason given here."""
+
+
+class TransportError(SparkNetError, ConnectionError):
+    """Weights could not travel between the driver and a worker."""

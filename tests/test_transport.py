@@ -94,3 +94,11 @@ def test_abort_wakes_the_gather():
         assert not thread.is_alive() and "aborted" in str(errors[0])
     finally:
         exchange.close()
+
+
+def test_unreachable_driver_is_a_clear_error():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = probe.getsockname()
+    with pytest.raises(TransportError, match="cannot reach the driver's weight exchange"):
+        worker_exchange(address, b"t" * 16, 0, 0, None, None)

@@ -1,13 +1,14 @@
-"""Encoded images (JPEG, PNG, ...) -> Caffe's (C, H, W) uint8 arrays.
+"""Encoded images (JPEG, PNG, ...) <-> Caffe's (C, H, W) uint8 arrays.
 
-Caffe reads images with OpenCV, which stores colour pixels as BGR; so does
-Spark's image data source. Pillow (libjpeg-turbo) decodes here and the
-channels are reordered to BGR, so arrays match what Caffe's tools produce from
-the same files.
+Decoding goes through the shim to the OpenCV that Caffe itself links, with
+Caffe's flags and its resize: the pixels are the ones Caffe's convert_imageset
+and Data layer produce, BGR like OpenCV (and Spark's image data source). The
+call releases the GIL. Encoding (for writing datasets) uses Pillow.
 """
 from __future__ import annotations
 
 import io
+from ctypes import c_int64
 from typing import Optional
 
 import numpy as np
@@ -21,25 +22,26 @@ def decode_image(data: bytes, color: Optional[bool] = None,
 
     color: True -> 3 channels, False -> 1, None -> the file's own (grey stays 1,
     anything else 3; alpha is dropped), as Caffe's Data layer decodes encoded
-    Datums. size: (height, width) to resize to (bilinear), e.g. (256, 256).
+    Datums. size: (height, width) to resize to, as convert_imageset --resize_*.
     """
-    from PIL import Image, UnidentifiedImageError
+    from .. import _native
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if color is False and image.format == "JPEG":
-                image.draft("L", image.size)  # libjpeg's own luma, as OpenCV's grey read
-            if color is None:
-                color = image.mode not in ("L", "1", "I;16", "I", "F")
-            image = image.convert("RGB" if color else "L")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"cannot decode image ({len(data)} bytes): {error}") from error
-    if size is not None:
-        image = image.resize((size[1], size[0]), Image.BILINEAR)
-    pixels = np.asarray(image)
-    if pixels.ndim == 2:
-        return pixels[None].copy()
-    return np.ascontiguousarray(pixels[:, :, ::-1].transpose(2, 0, 1))
+    data = data if isinstance(data, bytes) else bytes(data)
+    if not data:
+        raise DataError("cannot decode image (0 bytes)")
+    mode = -1 if color is None else int(bool(color))
+    height, width = size if size is not None else (0, 0)
+    shape = (c_int64 * 3)()
+    out = np.empty((1 if color is False else 3) * height * width, np.uint8)
+    for _ in range(2):  # a second call only when the first learned the native size
+        status = _native.sn_decode_image(data, len(data), mode, height, width,
+                                         out.ctypes.data if out.size else None, out.size, shape)
+        if status == _native.SN_OK:
+            return out[:shape[0] * shape[1] * shape[2]].reshape(tuple(shape))
+        if shape[0] == 0 or status != _native.SN_ERR_ARGUMENT:
+            break
+        out = np.empty(shape[0] * shape[1] * shape[2], np.uint8)
+    raise DataError((_native.sn_last_error() or b"").decode("utf-8", "replace"))
 
 
 def encode_image(image: np.ndarray, format: str = "PNG", quality: int = 95) -> bytes:

@@ -1,8 +1,10 @@
 """The SparkNet driver loop (Moritz et al., ICLR 2016, Algorithm 1).
 
-Each round: broadcast the current weights; every worker sets them on its
+Each round: send the current weights to every worker; each sets them on its
 persistent solver and trains tau iterations on its own cached partition; the
-driver takes the mean of the K workers' weights. Validation, checkpoints and
+driver takes the mean of the K workers' weights. Spark schedules the round's
+tasks; the weights go over direct TCP (transport.py, the default) or by Spark
+broadcast and task results (sync="spark"). Validation, checkpoints and
 metrics happen between rounds, on the driver.
 """
 from __future__ import annotations
@@ -44,7 +46,7 @@ class FitResult:
 def _worker_failure(error: Exception) -> Exception:
     """Spark wraps a worker's exception in Java's; surface pysparknet's own message."""
     text = str(error)
-    for kind in ("DataError", "NetArgumentError", "CaffeError", "FeedError"):
+    for kind in ("DataError", "NetArgumentError", "CaffeError", "FeedError", "TransportError"):
         marker = f"pysparknet.errors.{kind}: "
         if marker in text:
             message = text.split(marker, 1)[1].splitlines()[0]

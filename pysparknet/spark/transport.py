@@ -29,16 +29,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import SparkNetError
+from ..errors import TransportError
 
 _HELLO = struct.Struct("!4s16sQI")
 _MAGIC = b"SNW1"
 _COUNT = struct.Struct("!Q")
 _ACK = b"\x01"
-
-
-class TransportError(SparkNetError, ConnectionError):
-    """A weight transfer between the driver and a worker failed."""
 
 
 def recv_exactly(sock: socket.socket, view: memoryview) -> None:
@@ -174,7 +170,14 @@ def worker_exchange(address, token: bytes, round_no: int, part: int, buffer_for,
     train(weights) -> (trained weights to send, anything to return). Returns
     None when the driver already holds this partition's result.
     """
-    with socket.create_connection(tuple(address)) as conn:
+    try:
+        conn = socket.create_connection(tuple(address), timeout=60)
+    except OSError as error:
+        raise TransportError(f"this worker cannot reach the driver's weight exchange at "
+                             f"{address[0]}:{address[1]} ({error}); executors must reach the "
+                             f"driver (spark.driver.host), or train with sync='spark'") from None
+    with conn:
+        conn.settimeout(None)
         conn.sendall(_HELLO.pack(_MAGIC, token, round_no, part))
         (count,) = _recv_struct(conn, _COUNT)
         if count == 0:
