@@ -19,8 +19,7 @@ def run_worker(exchange, round_no, part, add, results):
 
 def test_round_sums_in_partition_order():
     weights = np.arange(1000, dtype=np.float32)
-    exchange = WeightExchange()
-    try:
+    with WeightExchange() as exchange:
         for round_no in range(2):  # the exchange serves round after round
             exchange.start_round(round_no, weights)
             results = {}
@@ -35,28 +34,22 @@ def test_round_sums_in_partition_order():
             expected = (weights + 1) + (weights + 2) + (weights + 3)
             np.testing.assert_array_equal(total, expected)
             assert results == {0: "worker 0", 1: "worker 1", 2: "worker 2"}
-    finally:
-        exchange.close()
 
 
 def test_wrong_token_or_round_gets_nothing():
     weights = np.ones(10, np.float32)
-    exchange = WeightExchange()
-    try:
+    with WeightExchange() as exchange:
         exchange.start_round(5, weights)
         for token, round_no in ((b"x" * 16, 5), (exchange.token, 4)):
             with socket.create_connection(exchange.address) as conn:
                 conn.sendall(_HELLO.pack(_MAGIC, token, round_no, 0))
                 conn.settimeout(10)
                 assert conn.recv(8) == b""  # closed without a byte of the weights
-    finally:
-        exchange.close()
 
 
 def test_broken_result_is_dropped_and_the_retry_counts():
     weights = np.zeros(100_000, np.float32)
-    exchange = WeightExchange()
-    try:
+    with WeightExchange() as exchange:
         exchange.start_round(0, weights)
         gathered = {}
         thread = threading.Thread(target=lambda: gathered.update(t=exchange.gather(1, 100_000)))
@@ -72,13 +65,10 @@ def test_broken_result_is_dropped_and_the_retry_counts():
         run_worker(exchange, 0, 0, 3.0, results)
         thread.join(timeout=30)
         np.testing.assert_array_equal(gathered["t"], np.full(100_000, 3, np.float32))
-    finally:
-        exchange.close()
 
 
 def test_abort_wakes_the_gather():
-    exchange = WeightExchange()
-    try:
+    with WeightExchange() as exchange:
         exchange.start_round(0, np.zeros(4, np.float32))
         errors = []
 
@@ -92,8 +82,6 @@ def test_abort_wakes_the_gather():
         exchange.abort()
         thread.join(timeout=10)
         assert not thread.is_alive() and "aborted" in str(errors[0])
-    finally:
-        exchange.close()
 
 
 def test_unreachable_driver_is_a_clear_error():

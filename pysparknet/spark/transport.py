@@ -116,6 +116,12 @@ class WeightExchange:
         self._closed = True
         self._server.close()
 
+    def __enter__(self) -> "WeightExchange":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # --- internals ----------------------------------------------------------
     def _next_result(self, part: int) -> socket.socket:
         with self._lock:
