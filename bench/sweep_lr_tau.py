@@ -12,6 +12,7 @@ every --test-every iterations (per worker).
 from __future__ import annotations
 
 import argparse
+import math
 
 from pysparknet import Net, WeightCollection, zoo
 from pysparknet.data import fashion_mnist
@@ -44,9 +45,11 @@ def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, 
         done += tau
         if done % test_every == 0:
             nets[0].set_weights(weights)
-            accuracy = nets[0].test()["accuracy"]
-            if accuracy >= target:
-                return done, accuracy
+            scores = nets[0].test()
+            if not math.isfinite(scores["loss"]):  # NaN scores make Caffe's accuracy 1.0
+                return "diverged"
+            if scores["accuracy"] >= target:
+                return done, scores["accuracy"]
     return None
 
 
@@ -70,9 +73,14 @@ def main() -> None:
         hit = iterations_to(args.target, workers, lr, tau,
                             max(args.test_every, tau) // tau * tau, args.iterations, train, test)
         name = "one Net" if workers == 1 else f"K={workers} averaged"
-        print(f"| {name} | {lr} | {tau if workers > 1 else '-'} | "
-              f"{hit[0] if hit else f'> {args.iterations}'} | "
-              f"{f'{hit[1]:.4f}' if hit else '-'} |", flush=True)
+        if hit == "diverged":
+            reached, accuracy = "diverged (NaN loss)", "-"
+        elif hit is None:
+            reached, accuracy = f"> {args.iterations}", "-"
+        else:
+            reached, accuracy = hit[0], f"{hit[1]:.4f}"
+        print(f"| {name} | {lr} | {tau if workers > 1 else '-'} | {reached} | {accuracy} |",
+              flush=True)
 
 
 if __name__ == "__main__":

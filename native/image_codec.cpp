@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include <opencv2/core/core.hpp>
 #include <opencv2/imgcodecs/imgcodecs.hpp>
@@ -26,16 +27,15 @@ thread_local const void* last_data = nullptr;
 thread_local size_t last_length = 0;
 thread_local int last_key[3] = {0, 0, 0};
 
+// Interleaved HWC -> planar CHW: cv::split writes each channel straight into
+// its plane of the caller's buffer.
 void to_chw(const cv::Mat& image, uint8_t* out) {
-  const int channels = image.channels(), height = image.rows, width = image.cols;
-  for (int h = 0; h < height; ++h) {
-    const uint8_t* row = image.ptr<uint8_t>(h);
-    for (int w = 0; w < width; ++w) {
-      for (int c = 0; c < channels; ++c) {
-        out[(static_cast<size_t>(c) * height + h) * width + w] = row[w * channels + c];
-      }
-    }
+  const size_t plane = static_cast<size_t>(image.rows) * image.cols;
+  std::vector<cv::Mat> planes;
+  for (int c = 0; c < image.channels(); ++c) {
+    planes.emplace_back(image.rows, image.cols, CV_8UC1, out + c * plane);
   }
+  cv::split(image, planes);
 }
 
 }  // namespace

@@ -8,9 +8,11 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
+import warnings
 import weakref
 from pathlib import Path
 from typing import Iterable, Optional, Union
@@ -241,7 +243,14 @@ class Net:
             raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
         outputs = self._outputs[TEST]
         means = self._run(lambda: self._handle.test(int(num_steps), len(outputs)))
-        return dict(zip(outputs, means))
+        scores = dict(zip(outputs, means))
+        bad = [name for name, value in scores.items() if not math.isfinite(value)]
+        if bad:
+            # NaN scores also fool Caffe's Accuracy layer into reporting 1.0.
+            warnings.warn(f"test outputs {bad} are not finite: the weights have diverged, "
+                          f"and the other outputs ({scores}) mean nothing", RuntimeWarning,
+                          stacklevel=2)
+        return scores
 
     @property
     def iteration(self) -> int:

@@ -150,6 +150,9 @@ def test_a_diverged_net_is_freed_cleanly(fmnist_train):
         net = Net(zoo.lenet(), solver, seed=1)
         net.set_training_data((fmnist_train[0][:500], fmnist_train[1][:500]))
         assert np.isnan(net.train(20)["loss"])
+        net.set_validation_data((fmnist_train[0][:100], fmnist_train[1][:100]))
+        with pytest.warns(RuntimeWarning, match="not finite: the weights have diverged"):
+            net.test(1)  # Caffe's Accuracy says 1.0 on NaN scores: the warning says why
         net.close()
     still_works_lenet = Net(zoo.lenet(), zoo.lenet_solver(), seed=1)
     still_works_lenet.set_training_data(fmnist_train)
