@@ -158,6 +158,8 @@ class Net:
         if state.spec.data_top is None:
             raise NetArgumentError(f"the {'TRAIN' if phase == TRAIN else 'TEST'} net has no "
                                    "Input layer to feed")
+        if state.stream is not None:
+            state.stream.close()
         state.stream = Minibatches(data, self.batch_size(phase), self._record_shape(phase),
                                    labeled=state.spec.label_top is not None,
                                    label_check=self._label_check(phase))
@@ -318,6 +320,9 @@ class Net:
 
     def close(self) -> None:
         """Free the native solver and nets now rather than at garbage collection."""
+        for state in self._phases.values():
+            if state.stream is not None:
+                state.stream.close()
         self._handle.close()
 
     def __enter__(self) -> "Net":

@@ -44,3 +44,28 @@ def test_test_only_net_scores_trained_weights(tmp_path, fmnist_train, fmnist_tes
     deploy.load(tmp_path / "lenet.caffemodel")
     deploy.set_validation_data(fmnist_test)
     assert deploy.test(20) == trained
+
+
+def test_records_are_assembled_ahead_on_a_background_thread(fmnist_train):
+    """Batches from an iterable are prefetched off the solver's thread, in order."""
+    import threading
+
+    images, labels = fmnist_train[0][:640], fmnist_train[1][:640]
+    threads, served = set(), []
+
+    def records():
+        for i, (im, lab) in enumerate(zip(images, labels)):
+            threads.add(threading.current_thread().name)
+            served.append(i)
+            yield im, int(lab)
+
+    net = Net(zoo.lenet(), zoo.lenet_solver(), seed=2)
+    net.set_training_data(records())
+    net.train(2)
+    assert threads == {"minibatch-prefetch"}
+    assert served == list(range(len(served))) and len(served) > 2 * 64  # read ahead
+    reference = Net(zoo.lenet(), zoo.lenet_solver(), seed=2)
+    reference.set_training_data((images, labels))
+    reference.train(2)
+    assert net.get_weights() == reference.get_weights()
+    net.close()

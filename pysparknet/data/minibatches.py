@@ -2,11 +2,15 @@
 
 A source is either a pair of arrays (images (N, ...), labels (N,)) - the fast
 path: batches are contiguous slices, no per-record Python work - or any
-iterable of (ndarray, label) records. Like Caffe's DB cursor, a batch that
-runs past the end wraps around to the first record.
+iterable of (ndarray, label) records, whose batches a background thread
+assembles `prefetch` ahead while Caffe computes (the solver's native work runs
+without the GIL), as Caffe's own data layers prefetch. Like Caffe's DB cursor,
+a batch that runs past the end wraps around to the first record.
 """
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -51,7 +55,7 @@ class Minibatches:
 
     def __init__(self, source: Union[tuple, Iterable], batch_size: int,
                  record_shape: RecordShape, labeled: bool = True,
-                 label_check: Optional[LabelCheck] = None):
+                 label_check: Optional[LabelCheck] = None, prefetch: int = 2):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
@@ -60,6 +64,9 @@ class Minibatches:
         self._label_check = label_check
         self._arrays = None
         self._records: Optional[Iterator] = None
+        self._prefetch = prefetch
+        self._ready: Optional[queue.Queue] = None  # assembled batches (or the error)
+        self._stop = threading.Event()
         if isinstance(source, tuple) and len(source) == 2 and all(
                 isinstance(a, np.ndarray) for a in source):
             self._arrays = self._prepare_arrays(*source)
@@ -164,8 +171,42 @@ class Minibatches:
             self._label_check(label_array, first)
         return batch, label_array
 
+    # --- prefetch: records -> batches on a background thread ---------------
+    def _assemble(self) -> None:
+        """Fill the queue in order; an error is queued in place of its batch."""
+        while not self._stop.is_set():
+            try:
+                item = self._next_from_records()
+            except BaseException as error:  # noqa: BLE001 - re-raised by next()
+                item = error
+            while not self._stop.is_set():
+                try:
+                    self._ready.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, BaseException):
+                return
+
+    def _next_prefetched(self):
+        if self._ready is None:
+            self._ready = queue.Queue(maxsize=self._prefetch)
+            threading.Thread(target=self._assemble, name="minibatch-prefetch",
+                             daemon=True).start()
+        item = self._ready.get()
+        if isinstance(item, BaseException):
+            self._ready.put(item)  # every later call fails the same way
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the prefetch thread (it holds the source)."""
+        self._stop.set()
+
     def next(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """The next (images, labels) minibatch, both C-contiguous."""
         if self._arrays is not None:
             return self._next_from_arrays()
+        if self._prefetch > 0:
+            return self._next_prefetched()
         return self._next_from_records()
