@@ -235,3 +235,21 @@ def test_cli_trains_from_lmdbs(fmnist_lmdb, tmp_path):
     accuracy = float(out.stdout.split("test accuracy ")[1].split("%")[0])
     print(out.stdout.strip().splitlines()[-1])
     assert accuracy >= 70.0
+
+
+def test_bad_image_folders_and_lists_are_clear_errors(spark, tmp_path):
+    sc = spark.sparkContext
+    with pytest.raises(DataError, match="does not exist"):
+        image_folder_rdd(sc, tmp_path / "nowhere")
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(encode_image(np.zeros((1, 2, 2), np.uint8)))
+    with pytest.raises(DataError, match="has no class folders"):
+        image_folder_rdd(sc, tmp_path / "flat")
+    listfile = tmp_path / "list.txt"
+    listfile.write_text("a.png 0\nb.png not-a-label\n")
+    with pytest.raises(DataError, match=r"list.txt:2: expected 'path label'"):
+        image_list_rdd(sc, tmp_path / "flat", listfile)
+    listfile.write_text("\n")
+    with pytest.raises(DataError, match="lists no images"):
+        image_list_rdd(sc, tmp_path / "flat", listfile)
+    assert sc.parallelize([1, 2], 2).sum() == 3  # the session lives on

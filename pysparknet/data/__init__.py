@@ -1,6 +1,6 @@
 """Data sources -> (ndarray, label) records and minibatches."""
 from .bad_records import BadRecords
-from .datum import (array_to_datum, datum_to_array, lmdb_key_ranges, lmdb_size, read_datum_lmdb,
+from .datum import (array_to_datum, datum_to_array, lmdb_key_ranges, read_datum_lmdb,
                     write_datum_lmdb)
 from .images import decode_image, encode_image
 from .mean import image_mean, load_binaryproto, save_binaryproto
@@ -10,6 +10,6 @@ from .spark_sources import dataframe_records, image_folder_rdd, image_list_rdd, 
 
 __all__ = ["BadRecords", "Minibatches", "array_to_datum", "dataframe_records", "datum_to_array",
            "decode_image", "encode_image", "fashion_mnist", "idx_dataset", "image_folder_rdd",
-           "image_list_rdd", "image_mean", "lmdb_key_ranges", "lmdb_rdd", "lmdb_size",
+           "image_list_rdd", "image_mean", "lmdb_key_ranges", "lmdb_rdd",
            "load_binaryproto", "read_datum_lmdb", "read_idx", "save_binaryproto",
            "write_datum_lmdb"]

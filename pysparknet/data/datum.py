@@ -70,14 +70,6 @@ def _open(path) -> lmdb.Environment:
     return lmdb.open(os.fspath(path), readonly=True, lock=False, readahead=False)
 
 
-def lmdb_size(path) -> int:
-    env = _open(path)
-    try:
-        return env.stat()["entries"]
-    finally:
-        env.close()
-
-
 def lmdb_key_ranges(path, parts: int) -> list[tuple[Optional[bytes], Optional[bytes]]]:
     """Split an LMDB's keys into `parts` contiguous [start, stop) ranges of equal counts."""
     env = _open(path)

@@ -115,7 +115,9 @@ def dataframe_records(df, image_col: Optional[str] = None, label_col: Optional[s
 
 
 # --- image files ---------------------------------------------------------------
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+def _spark_path(root) -> str:
+    """A local folder as an absolute path; anything else (hdfs://, s3a://) as given."""
+    return str(Path(root).resolve()) if Path(root).is_dir() else str(root)
 
 
 def _decode_files(pairs, label_of, size, color, bad):
@@ -146,7 +148,7 @@ def image_folder_rdd(sc, root, size: Optional[tuple[int, int]] = (256, 256),
     """ImageNet's train layout: root/<class>/<image>. Labels are the sorted class
     folders' indices; returns (rdd, classes). `root` is any path Spark reads
     (local on every executor, HDFS, ...); size=(H, W) resizes, None keeps each size."""
-    root = str(Path(root).resolve()) if Path(root).is_dir() else str(root)
+    root = _spark_path(root)
     classes = _subfolders(sc, root)
     if not classes:
         raise DataError(f"{root} has no class folders (expected root/<class>/<image>)")
@@ -176,7 +178,7 @@ def image_list_rdd(sc, root, listfile, size: Optional[tuple[int, int]] = (256, 2
             labels[name.strip()] = int(label)
         except ValueError:
             raise DataError(f"{listfile}:{number}: expected 'path label', got {line!r}") from None
-    root_path = str(Path(root).resolve()) if Path(root).is_dir() else str(root)
+    root_path = _spark_path(root)
     bad = _bad_records(sc, on_bad_record)
     if not labels:
         raise DataError(f"{listfile} lists no images")

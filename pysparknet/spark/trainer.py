@@ -79,9 +79,14 @@ class SparkNetTrainer:
         self.batch_size = self.driver_net.batch_size(TRAIN)
 
     # --- data ---------------------------------------------------------------
+    @staticmethod
+    def _as_records(data):
+        """A DataFrame's (image, label) columns as an RDD of records; RDDs as they are."""
+        is_dataframe = hasattr(data, "rdd") and hasattr(data, "columns")
+        return dataframe_records(data) if is_dataframe else data
+
     def _training_rdd(self, train_data):
-        if hasattr(train_data, "rdd") and hasattr(train_data, "columns"):  # a DataFrame
-            train_data = dataframe_records(train_data)
+        train_data = self._as_records(train_data)
         bad = getattr(train_data, "bad_records", None)
         if train_data.getNumPartitions() != self.num_workers:
             train_data = train_data.repartition(self.num_workers)
@@ -96,9 +101,7 @@ class SparkNetTrainer:
     def _validation_arrays(self, validation_data):
         if validation_data is None or isinstance(validation_data, tuple):
             return validation_data
-        if hasattr(validation_data, "columns"):  # a DataFrame
-            validation_data = dataframe_records(validation_data)
-        records = validation_data.collect()  # an RDD of (ndarray, label)
+        records = self._as_records(validation_data).collect()
         return np.stack([np.asarray(r[0]) for r in records]), np.asarray([r[1] for r in records])
 
     # --- the loop -----------------------------------------------------------

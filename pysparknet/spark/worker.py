@@ -19,8 +19,22 @@ from ..proto import caffe_pb2
 from ..weights import WeightCollection
 from .transport import worker_exchange
 
-_SOLVERS: dict[tuple[str, int], "object"] = {}
-_BUFFERS: dict[tuple[str, int], np.ndarray] = {}  # each solver's weight-transfer buffer
+
+
+@dataclass
+class _Solver:
+    """A partition's persistent Net, and the buffer its weights travel in (reused)."""
+
+    net: "object"
+    buffer: Optional[np.ndarray] = None
+
+    def buffer_for(self, nbytes: int) -> np.ndarray:
+        if self.buffer is None or self.buffer.nbytes != nbytes:
+            self.buffer = np.empty(nbytes // 4, np.float32)
+        return self.buffer
+
+
+_SOLVERS: dict[tuple[str, int], _Solver] = {}
 
 
 @dataclass(frozen=True)
@@ -73,20 +87,19 @@ def _solver_for(spec: NetSpec, index: int, arrays, start_iter: int):
     from ..net import Net
 
     key = (spec.run_id, index)
-    net = _SOLVERS.get(key)
-    if net is not None:
-        return net, False
+    solver = _SOLVERS.get(key)
+    if solver is not None:
+        return solver, False
     for other in [k for k in _SOLVERS if k[0] != spec.run_id]:
-        _SOLVERS.pop(other).close()  # a finished run's solvers
-        _BUFFERS.pop(other, None)
+        _SOLVERS.pop(other).net.close()  # a finished run's solvers
     net = Net(caffe_pb2.NetParameter.FromString(spec.net),
               caffe_pb2.SolverParameter.FromString(spec.solver),
               device=_device_for_task(spec.device),
               seed=None if spec.seed is None else spec.seed + index)
     net.set_training_data(arrays)
     net.iteration = start_iter  # the learning-rate schedule goes on
-    _SOLVERS[key] = net
-    return net, True
+    solver = _SOLVERS[key] = _Solver(net)
+    return solver, True
 
 
 def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: int,
@@ -102,7 +115,8 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
     arrays = list(records)
     if len(arrays) != 1:
         raise DataError(f"partition {index} holds {len(arrays)} array pairs, expected 1")
-    net, rebuilt = _solver_for(spec, index, arrays[0], start_iter)
+    solver, rebuilt = _solver_for(spec, index, arrays[0], start_iter)
+    net = solver.net
 
     def train(flat: np.ndarray, out: Optional[np.ndarray]):
         net.set_weights(WeightCollection(net.layout, flat))
@@ -117,15 +131,7 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
         yield index, trained, outputs, compute_s, rebuilt
         return
     address, token, round_no = exchange
-    buffer = _BUFFERS.get((spec.run_id, index))
-
-    def buffer_for(nbytes: int) -> np.ndarray:
-        nonlocal buffer
-        if buffer is None or buffer.nbytes != nbytes:
-            buffer = _BUFFERS[(spec.run_id, index)] = np.empty(nbytes // 4, np.float32)
-        return buffer
-
-    result = worker_exchange(address, token, round_no, index, buffer_for,
+    result = worker_exchange(address, token, round_no, index, solver.buffer_for,
                              lambda flat: train(flat, flat))
     outputs, compute_s = result if result is not None else (None, 0.0)
     yield index, None, outputs, compute_s, rebuilt
@@ -135,6 +141,5 @@ def release(run_id: str) -> int:
     """Free this worker's solvers of a run; how many there were."""
     keys = [k for k in _SOLVERS if k[0] == run_id]
     for key in keys:
-        _SOLVERS.pop(key).close()
-        _BUFFERS.pop(key, None)
+        _SOLVERS.pop(key).net.close()
     return len(keys)
