@@ -116,25 +116,36 @@ def _load_data(spark, spec: str, split: str, args):
     table (image + label columns), or an image folder (one folder per class).
     """
     from .data import (dataframe_records, fashion_mnist, idx_dataset, image_folder_rdd,
-                       lmdb_rdd)
+                       image_folder_stream, lmdb_rdd, lmdb_stream)
     sc = spark.sparkContext
     size = tuple(args.resize) if args.resize else None
     path = Path(spec)
     if spec in ("fashion-mnist", "fashion_mnist"):
         return fashion_mnist(split)
+    stream = args.stream and split == "train"
     if (path / "data.mdb").exists():
+        if stream:
+            return lmdb_stream(path, args.workers, on_bad_record=args.on_bad_record)
         return lmdb_rdd(sc, path, args.workers, on_bad_record=args.on_bad_record)
-    if spec.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet"))):
+    is_parquet = spec.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
+    is_idx = path.is_dir() and any(path.glob("*idx3-ubyte*"))  # MNIST's own IDX files
+    if stream and (is_parquet or is_idx or not path.is_dir()):
+        raise SystemExit(f"--stream reads Caffe LMDBs and image folders; {spec!r} is neither")
+    if is_parquet:
         return dataframe_records(spark.read.parquet(str(path)), args.image_col, args.label_col,
                                  on_bad_record=args.on_bad_record)
-    if path.is_dir() and any(path.glob("*idx3-ubyte*")):  # MNIST's own IDX files
+    if is_idx:
         return idx_dataset(path, split)
     if path.is_dir():
-        rdd, classes = image_folder_rdd(sc, path, size=size, num_partitions=args.workers,
-                                        on_bad_record=args.on_bad_record)
+        if stream:
+            data, classes = image_folder_stream(path, args.workers, size=size,
+                                                on_bad_record=args.on_bad_record)
+        else:
+            data, classes = image_folder_rdd(sc, path, size=size, num_partitions=args.workers,
+                                             on_bad_record=args.on_bad_record)
         print(f"{spec}: {len(classes)} classes ({', '.join(classes[:5])}"
               f"{', ...' if len(classes) > 5 else ''})", file=sys.stderr)
-        return rdd
+        return data
     raise SystemExit(f"--data {spec!r}: 'fashion-mnist', a folder of MNIST IDX files, a Caffe "
                      "LMDB, a parquet table, or an image folder (one subfolder per class)")
 
@@ -244,6 +255,10 @@ def main(argv=None) -> int:
                                            "the second column")
     train.add_argument("--resize", type=int, nargs=2, metavar=("H", "W"),
                        help="image folders: resize every image (e.g. 256 256)")
+    train.add_argument("--stream", action="store_true",
+                       help="LMDBs and image folders: each worker reads its part from the "
+                            "source on every pass instead of caching it (data larger than "
+                            "the workers' memory; paths readable on every worker)")
     train.add_argument("--on-bad-record", choices=("error", "skip"), default="error",
                        help="a record that cannot be decoded or has no label")
     train.add_argument("--workers", type=int, default=2, help="K: workers (partitions)")

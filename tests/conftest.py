@@ -11,7 +11,7 @@ import pytest
 
 from pysparknet import zoo
 from pysparknet.build_info import run_tool
-from pysparknet.data import fashion_mnist
+from pysparknet.data import encode_image, fashion_mnist
 from pysparknet.data.mnist import FASHION_MNIST_DIR
 from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import to_text
@@ -102,3 +102,34 @@ def tiny_data():
     labels = rng.integers(0, 3, size=64)
     images = rng.normal(size=(64, 1, 4, 4)).astype(np.float32) + labels[:, None, None, None]
     return images, labels
+
+
+def smooth_images(n, shape=(3, 36, 44), seed=0):
+    """Photo-like (smooth) uint8 images, so JPEG has something real to code."""
+    rng = np.random.default_rng(seed)
+    c, h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    images = []
+    for _ in range(n):
+        fx, fy, phase = rng.uniform(0.05, 0.3, 3)
+        base = np.sin(fx * xx + phase) * np.cos(fy * yy) * 100 + 128
+        noise = rng.normal(0, 8, (c, h, w))
+        images.append(np.clip(base[None] + noise + rng.uniform(-40, 40, (c, 1, 1)), 0, 255)
+                      .astype(np.uint8))
+    return images
+
+
+@pytest.fixture(scope="session")
+def jpeg_folder(tmp_path_factory):
+    """root/<class>/<i>.jpg (colour, and one grey class), plus convert_imageset's list."""
+    root = tmp_path_factory.mktemp("jpegs")
+    lines = []
+    for i, image in enumerate(smooth_images(24)):
+        cls = ["cat", "dog", "grey"][i % 3]
+        (root / cls).mkdir(exist_ok=True)
+        pixels = image[:1] if cls == "grey" else image
+        (root / cls / f"{i:03d}.jpg").write_bytes(encode_image(pixels, "JPEG", quality=90))
+        lines.append(f"{cls}/{i:03d}.jpg {i % 3}")
+    listfile = root.parent / f"{root.name}_list.txt"
+    listfile.write_text("\n".join(lines) + "\n")
+    return root, listfile

@@ -7,7 +7,7 @@ import lmdb
 import numpy as np
 import pytest
 
-from conftest import run_caffe, write_lenet_for_tool
+from conftest import run_caffe, smooth_images, write_lenet_for_tool
 from pysparknet import DataError
 from pysparknet.build_info import run_tool
 from pysparknet.data import (dataframe_records, decode_image, encode_image, image_folder_rdd,
@@ -21,37 +21,6 @@ def spark():
     session = local_spark("local-cluster[2,1,1024]", conf={"spark.task.maxFailures": "1"})
     yield session
     session.stop()
-
-
-def smooth_images(n, shape=(3, 36, 44), seed=0):
-    """Photo-like (smooth) uint8 images, so JPEG has something real to code."""
-    rng = np.random.default_rng(seed)
-    c, h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    images = []
-    for _ in range(n):
-        fx, fy, phase = rng.uniform(0.05, 0.3, 3)
-        base = np.sin(fx * xx + phase) * np.cos(fy * yy) * 100 + 128
-        noise = rng.normal(0, 8, (c, h, w))
-        images.append(np.clip(base[None] + noise + rng.uniform(-40, 40, (c, 1, 1)), 0, 255)
-                      .astype(np.uint8))
-    return images
-
-
-@pytest.fixture(scope="module")
-def jpeg_folder(tmp_path_factory):
-    """root/<class>/<i>.jpg (colour, and one grey class), plus convert_imageset's list."""
-    root = tmp_path_factory.mktemp("jpegs")
-    lines = []
-    for i, image in enumerate(smooth_images(24)):
-        cls = ["cat", "dog", "grey"][i % 3]
-        (root / cls).mkdir(exist_ok=True)
-        pixels = image[:1] if cls == "grey" else image
-        (root / cls / f"{i:03d}.jpg").write_bytes(encode_image(pixels, "JPEG", quality=90))
-        lines.append(f"{cls}/{i:03d}.jpg {i % 3}")
-    listfile = root.parent / f"{root.name}_list.txt"
-    listfile.write_text("\n".join(lines) + "\n")
-    return root, listfile
 
 
 def test_pysparknet_lmdb_trains_in_caffe_train(tmp_path, spark, fmnist_train, fmnist_test):
@@ -220,15 +189,16 @@ def test_write_lmdb_is_atomic_and_refuses_to_overwrite(tmp_path):
 
 
 def test_cli_trains_from_lmdbs(fmnist_lmdb, tmp_path):
-    """`sparknet train --data LMDB --test-data LMDB`: the LMDBs are read in parallel by
-    the executors and the run reports the test accuracy."""
+    """`sparknet train --data LMDB --test-data LMDB --stream`: each executor reads its
+    key range of the training LMDB on every pass; the run reports the test accuracy.
+    (The cached LMDB path trains bit-identically: test_streams.py.)"""
     import subprocess
     import sys
 
     train_db, test_db = fmnist_lmdb
     out = subprocess.run([sys.executable, "-m", "pysparknet.cli", "train", "--data", str(train_db),
                           "--test-data", str(test_db), "--workers", "2", "--tau", "25",
-                          "--rounds", "6", "--validate-every", "6", "--quiet",
+                          "--rounds", "6", "--validate-every", "6", "--quiet", "--stream",
                           "--metrics", str(tmp_path / "m.jsonl")],
                          cwd="/", capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

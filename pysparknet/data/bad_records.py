@@ -14,17 +14,23 @@ POLICIES = ("error", "skip")
 
 
 class BadRecords:
-    def __init__(self, policy: str = "error", counter=None):
+    def __init__(self, policy: str = "error", counter=None, distinct: bool = False):
         if policy not in POLICIES:
             raise ValueError(f"on_bad_record must be one of {POLICIES}, got {policy!r}")
         self.policy = policy
         self.counter = counter  # a Spark accumulator, or None to count locally
         self.skipped = 0
+        # A source read on every pass meets the same bad records again: count each once.
+        self._seen: set[str] | None = set() if distinct else None
 
     def handle(self, where: str, error: Exception) -> None:
         """Raise DataError naming `where`, or count the record as skipped."""
         if self.policy == "error":
             raise DataError(f"{where}: {error}") from error
+        if self._seen is not None:
+            if where in self._seen:
+                return
+            self._seen.add(where)
         self.skipped += 1
         if self.counter is not None:
             self.counter.add(1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
@@ -63,27 +65,58 @@ def array_to_datum(image: Union[np.ndarray, bytes], label: int,
                            float_data=image.astype(np.float32).ravel())
 
 
-def _open(path) -> lmdb.Environment:
-    path = Path(path)
-    if not (path / "data.mdb").exists():
-        raise DataError(f"{path} is not an LMDB (no data.mdb)")
-    return lmdb.open(os.fspath(path), readonly=True, lock=False, readahead=False)
+# LMDB allows one environment per database and process: readers of the same
+# LMDB in one process (a streamed partition's prefetch thread and another key
+# range, say) share it; the last one out closes it.
+_ENVS: dict[str, list] = {}  # resolved path -> [environment, readers]
+_ENVS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _opened(path) -> Iterator[lmdb.Environment]:
+    path = os.path.realpath(path)
+    with _ENVS_LOCK:
+        entry = _ENVS.get(path)
+        if entry is None:
+            if not os.path.exists(os.path.join(path, "data.mdb")):
+                raise DataError(f"{path} is not an LMDB (no data.mdb)")
+            try:
+                env = lmdb.open(path, readonly=True, lock=False, readahead=False)
+            except lmdb.Error as error:
+                raise DataError(f"{path}: cannot open the LMDB: {error}") from error
+            entry = _ENVS[path] = [env, 0]
+        entry[1] += 1
+    try:
+        yield entry[0]
+    finally:
+        with _ENVS_LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _ENVS[path]
+                entry[0].close()
+
+
+def lmdb_partitions(path, parts: int) -> list[tuple[Optional[bytes], Optional[bytes], int]]:
+    """Split an LMDB's keys into `parts` contiguous [start, stop) ranges of equal
+    counts (fewer when it has fewer records): (start, stop, count) each."""
+    with _opened(path) as env:
+        entries = env.stat()["entries"]
+        cuts = sorted({round(i * entries / parts) for i in range(1, parts)} - {0, entries})
+        starts: list[Optional[bytes]] = [None]
+        with env.begin() as txn:
+            wanted = iter(cuts)
+            cut = next(wanted, None)
+            for i, key in enumerate(txn.cursor().iternext(keys=True, values=False)):
+                if i == cut:
+                    starts.append(bytes(key))
+                    cut = next(wanted, None)
+    counts = [b - a for a, b in zip([0] + cuts, cuts + [entries])]
+    return list(zip(starts, starts[1:] + [None], counts))
 
 
 def lmdb_key_ranges(path, parts: int) -> list[tuple[Optional[bytes], Optional[bytes]]]:
     """Split an LMDB's keys into `parts` contiguous [start, stop) ranges of equal counts."""
-    env = _open(path)
-    try:
-        entries = env.stat()["entries"]
-        cuts = {round(i * entries / parts) for i in range(1, parts)}
-        starts: list[Optional[bytes]] = [None]
-        with env.begin() as txn:
-            for i, key in enumerate(txn.cursor().iternext(keys=True, values=False)):
-                if i in cuts:
-                    starts.append(bytes(key))
-    finally:
-        env.close()
-    return list(zip(starts, starts[1:] + [None]))
+    return [(start, stop) for start, stop, _ in lmdb_partitions(path, parts)]
 
 
 def read_datum_lmdb(path, start: Optional[bytes] = None, stop: Optional[bytes] = None,
@@ -91,25 +124,21 @@ def read_datum_lmdb(path, start: Optional[bytes] = None, stop: Optional[bytes] =
                     bad: Optional[BadRecords] = None) -> Iterator[tuple[np.ndarray, int]]:
     """(image (C, H, W), label) for each Datum with start <= key < stop, in key order."""
     bad = bad or BadRecords()
-    env = _open(path)
-    try:
-        with env.begin() as txn:
-            cursor = txn.cursor()
-            found = cursor.set_range(start) if start is not None else cursor.first()
-            while found:
-                key = bytes(cursor.key())
-                if stop is not None and key >= stop:
-                    break
-                try:
-                    datum = caffe_pb2.Datum.FromString(cursor.value())
-                    record = datum_to_array(datum, color), datum.label
-                except Exception as error:  # noqa: BLE001 - not a Datum, undecodable, ...
-                    bad.handle(f"{path} key {key.decode(errors='replace')!r}", error)
-                else:
-                    yield record
-                found = cursor.next()
-    finally:
-        env.close()
+    with _opened(path) as env, env.begin() as txn:
+        cursor = txn.cursor()
+        found = cursor.set_range(start) if start is not None else cursor.first()
+        while found:
+            key = bytes(cursor.key())
+            if stop is not None and key >= stop:
+                break
+            try:
+                datum = caffe_pb2.Datum.FromString(cursor.value())
+                record = datum_to_array(datum, color), datum.label
+            except Exception as error:  # noqa: BLE001 - not a Datum, undecodable, ...
+                bad.handle(f"{path} key {key.decode(errors='replace')!r}", error)
+            else:
+                yield record
+            found = cursor.next()
 
 
 def write_datum_lmdb(path, records: Iterable[Record], encode: Optional[str] = None,

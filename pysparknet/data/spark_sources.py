@@ -9,6 +9,7 @@ trainer calls it after caching its input).
 from __future__ import annotations
 
 import posixpath
+import zlib
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -131,6 +132,18 @@ def _decode_files(pairs, label_of, size, color, bad):
             bad.handle(uri, error)
 
 
+def _shuffle_key(uri: str, seed: int) -> int:
+    return zlib.crc32(f"{seed}:{uri}".encode())
+
+
+def _shuffled(files, num_partitions: int, seed: Optional[int]):
+    """Files in a seeded random order across and within partitions (a folder tree
+    lists them class by class: a worker would see a few classes only)."""
+    if seed is None:
+        return files
+    return files.sortBy(lambda pair: _shuffle_key(pair[0], seed), numPartitions=num_partitions)
+
+
 def _subfolders(sc, root: str) -> list[str]:
     """Sorted names of root's folders, through Hadoop's FileSystem (any scheme Spark reads)."""
     jvm = sc._jvm
@@ -144,17 +157,19 @@ def _subfolders(sc, root: str) -> list[str]:
 
 def image_folder_rdd(sc, root, size: Optional[tuple[int, int]] = (256, 256),
                      color: Optional[bool] = True, num_partitions: Optional[int] = None,
-                     on_bad_record: str = "error"):
+                     seed: Optional[int] = 0, on_bad_record: str = "error"):
     """ImageNet's train layout: root/<class>/<image>. Labels are the sorted class
     folders' indices; returns (rdd, classes). `root` is any path Spark reads
-    (local on every executor, HDFS, ...); size=(H, W) resizes, None keeps each size."""
+    (local on every executor, HDFS, ...); size=(H, W) resizes, None keeps each size.
+    The files are shuffled (seeded; seed=None keeps listing order, class by class)."""
     root = _spark_path(root)
     classes = _subfolders(sc, root)
     if not classes:
         raise DataError(f"{root} has no class folders (expected root/<class>/<image>)")
     index = {name: i for i, name in enumerate(classes)}
     bad = _bad_records(sc, on_bad_record)
-    files = sc.binaryFiles(f"{root}/*/*", num_partitions or sc.defaultParallelism)
+    parts = num_partitions or sc.defaultParallelism
+    files = _shuffled(sc.binaryFiles(f"{root}/*/*", parts), parts, seed)
 
     def label_of(uri):
         return index.get(posixpath.basename(posixpath.dirname(uri)))
@@ -163,12 +178,8 @@ def image_folder_rdd(sc, root, size: Optional[tuple[int, int]] = (256, 256),
     return _tagged(rdd, bad), classes
 
 
-def image_list_rdd(sc, root, listfile, size: Optional[tuple[int, int]] = (256, 256),
-                   color: Optional[bool] = True, num_partitions: Optional[int] = None,
-                   on_bad_record: str = "error"):
-    """ImageNet's val layout / convert_imageset's list: `listfile` lines are
-    "relative/path label"; images under root. A file the list does not name is a
-    bad record (missing label)."""
+def read_image_list(listfile) -> dict[str, int]:
+    """convert_imageset's list file: "relative/path label" lines -> {path: label}, in order."""
     labels = {}
     for number, line in enumerate(Path(listfile).read_text().splitlines(), 1):
         if not line.strip():
@@ -178,10 +189,20 @@ def image_list_rdd(sc, root, listfile, size: Optional[tuple[int, int]] = (256, 2
             labels[name.strip()] = int(label)
         except ValueError:
             raise DataError(f"{listfile}:{number}: expected 'path label', got {line!r}") from None
-    root_path = _spark_path(root)
-    bad = _bad_records(sc, on_bad_record)
     if not labels:
         raise DataError(f"{listfile} lists no images")
+    return labels
+
+
+def image_list_rdd(sc, root, listfile, size: Optional[tuple[int, int]] = (256, 256),
+                   color: Optional[bool] = True, num_partitions: Optional[int] = None,
+                   on_bad_record: str = "error"):
+    """ImageNet's val layout / convert_imageset's list: `listfile` lines are
+    "relative/path label"; images under root. A file the list does not name is a
+    bad record (missing label)."""
+    labels = read_image_list(listfile)
+    root_path = _spark_path(root)
+    bad = _bad_records(sc, on_bad_record)
     # The folders the list names, as one comma-separated set of globs.
     folders = sorted({posixpath.dirname(name) for name in labels})
     pattern = ",".join(posixpath.join(root_path, folder, "*") for folder in folders)

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from ..data.spark_sources import dataframe_records
+from ..data.streams import StreamSource
 from ..errors import DataError, SparkNetError
 from ..net import Net, TRAIN
 from ..prototxt import Source, parse_net, parse_solver
@@ -49,7 +51,8 @@ def _worker_failure(error: Exception) -> Exception:
     for kind in ("DataError", "NetArgumentError", "CaffeError", "FeedError", "TransportError"):
         marker = f"pysparknet.errors.{kind}: "
         if marker in text:
-            message = text.split(marker, 1)[1].splitlines()[0]
+            # the last one: Python prints an exception's causes before it
+            message = text.rsplit(marker, 1)[1].splitlines()[0]
             from .. import errors
             return getattr(errors, kind)(f"on a worker: {message}")
     return error
@@ -77,6 +80,7 @@ class SparkNetTrainer:
         # The driver's own net: initial weights, validation, checkpoints (CPU).
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
+        self._warned_skips = False
 
     # --- data ---------------------------------------------------------------
     @staticmethod
@@ -86,6 +90,7 @@ class SparkNetTrainer:
         return dataframe_records(data) if is_dataframe else data
 
     def _training_rdd(self, train_data):
+        """The cached training partitions: one (images, labels) pair each."""
         train_data = self._as_records(train_data)
         bad = getattr(train_data, "bad_records", None)
         if train_data.getNumPartitions() != self.num_workers:
@@ -96,12 +101,36 @@ class SparkNetTrainer:
             # every task it has, i.e. in every round. The checkpoint files still let
             # a lost executor's partition be read back.
             stacked.checkpoint()
-        return stacked, bad
+        try:  # materialises the cache and checks every record's shape
+            count = stacked.map(lambda arrays: len(arrays[1])).sum()
+        except Exception as error:  # noqa: BLE001
+            stacked.unpersist()
+            raise _worker_failure(error) from error
+        if bad is not None:
+            bad.report("training data")
+        return stacked, count
+
+    def _streamed(self, source: StreamSource):
+        """One task per partition; each worker reads its part from the source itself."""
+        if source.num_partitions != self.num_workers:
+            raise DataError(f"the stream has {source.num_partitions} partitions; the trainer "
+                            f"has {self.num_workers} workers: make one per worker")
+        empty = [i for i, count in enumerate(source.counts) if count == 0]
+        if empty:
+            raise DataError(f"stream partition(s) {empty} hold no records")
+        # Cached, so each round's task prefers the executor that ran it before, where
+        # its solver lives (as the cached arrays do on the other path).
+        tasks = self.sc.parallelize(range(self.num_workers), self.num_workers).cache()
+        tasks.count()
+        return tasks, sum(source.counts), self.sc.broadcast(source)
 
     def _validation_arrays(self, validation_data):
         if validation_data is None or isinstance(validation_data, tuple):
             return validation_data
-        records = self._as_records(validation_data).collect()
+        if isinstance(validation_data, StreamSource):  # read here, on the driver
+            records = [record for part in validation_data.parts for record in part]
+        else:
+            records = self._as_records(validation_data).collect()
         return np.stack([np.asarray(r[0]) for r in records]), np.asarray([r[1] for r in records])
 
     # --- the loop -----------------------------------------------------------
@@ -110,18 +139,21 @@ class SparkNetTrainer:
             validate_every: int = 1, checkpoint_every: int = 1,
             metrics_path: Union[str, Path, None] = None, progress: bool = True,
             until: Optional[Callable[[dict], bool]] = None) -> FitResult:
-        """Train `rounds` rounds (fewer if `until(record)` says so after a round)."""
+        """Train `rounds` rounds (fewer if `until(record)` says so after a round).
+
+        train_data: an RDD of (ndarray, label) records or a DataFrame (image and
+        label columns), cached by the workers as arrays; or a StreamSource
+        (data/streams.py) that the workers read from its source on every pass,
+        for partitions larger than memory.
+        """
         from tqdm import tqdm
 
-        train, bad = self._training_rdd(train_data)
+        stream = None
+        if isinstance(train_data, StreamSource):
+            train, count, stream = self._streamed(train_data)
+        else:
+            train, count = self._training_rdd(train_data)
         batch = self.batch_size
-        try:  # materialises the cache and checks every record's shape
-            count = train.map(lambda arrays: len(arrays[1])).sum()
-        except Exception as error:  # noqa: BLE001
-            train.unpersist()
-            raise _worker_failure(error) from error
-        if bad is not None:
-            bad.report("training data")
         if count < self.num_workers * batch:
             train.unpersist()
             raise DataError(f"{count} training records cannot fill a minibatch of {batch} on "
@@ -148,7 +180,8 @@ class SparkNetTrainer:
         started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
         try:
             for r in range(start, rounds):
-                weights, record = self._round(r, rounds, train, spec, weights, exchange, started)
+                weights, record = self._round(r, rounds, train, spec, stream, weights, exchange,
+                                              started)
                 if validation is not None and ((r + 1) % validate_every == 0 or r + 1 == rounds):
                     self.driver_net.set_weights(weights)
                     record.update({f"val_{k}": v for k, v in self.driver_net.test().items()})
@@ -182,23 +215,27 @@ class SparkNetTrainer:
                 exchange.close()
             spec.unpersist()
             train.unpersist()
+            if stream is not None:
+                stream.unpersist()
         self.driver_net.set_weights(weights)
         return FitResult(weights, history)
 
-    def _round(self, r, rounds, train, spec, weights, exchange, started):
+    def _round(self, r, rounds, train, spec, stream, weights, exchange, started):
         self.sc.setJobGroup(f"sparknet-round-{r + 1}",
                             f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
                             f"x tau={self.tau} iterations")
         tic = time.perf_counter()
-        job = partial(train_round, spec_bc=spec, tau=self.tau, start_iter=r * self.tau)
+        job = partial(train_round, spec_bc=spec, tau=self.tau, start_iter=r * self.tau,
+                      stream_bc=stream)
         if exchange is not None:
             total, results = self._sync_by_socket(r, train, job, weights, exchange)
         else:
             total, results = self._sync_by_spark(train, job, weights)
-        losses = [outputs.get("loss", float("nan")) for outputs, _, _ in results
+        losses = [outputs.get("loss", float("nan")) for outputs, *_ in results
                   if outputs is not None]
-        compute = max(compute_s for _, compute_s, _ in results)
-        rebuilt = sum(bool(was_rebuilt) for _, _, was_rebuilt in results)
+        compute = max(compute_s for _, compute_s, *_ in results)
+        rebuilt = sum(bool(was_rebuilt) for _, _, was_rebuilt, _ in results)
+        skipped = sum(count for *_, count in results)
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
                                         f"weights of round {r} are kept")
@@ -210,6 +247,12 @@ class SparkNetTrainer:
                   "images_per_s": self.num_workers * self.tau * self.batch_size / wall,
                   "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
                   "rebuilt_solvers": rebuilt, "elapsed_s": time.perf_counter() - started}
+        if stream is not None:  # streamed sources meet their bad records as they train
+            record["skipped_records"] = skipped
+            if skipped and not self._warned_skips:
+                warnings.warn(f"round {r + 1}: the workers skipped {skipped} bad record(s) so "
+                              "far (on_bad_record='skip')", stacklevel=3)
+                self._warned_skips = True
         return mean, record
 
     def _sync_by_socket(self, r, train, job, weights, exchange):
@@ -243,14 +286,14 @@ class SparkNetTrainer:
         total, results = None, []
         try:
             # In partition order, one result at a time: the driver never holds all K.
-            for _, flat, outputs, compute_s, rebuilt in collect_stream(
+            for _, flat, *stats in collect_stream(
                     train.mapPartitionsWithIndex(partial(job, weights_bc=shipped))):
                 if total is None:
                     total = flat if flat.flags.writeable else flat.copy()
                 else:
                     total += flat
                 del flat
-                results.append((outputs, compute_s, rebuilt))
+                results.append(tuple(stats))
         except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
             raise _worker_failure(error) from error
         finally:

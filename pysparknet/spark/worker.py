@@ -4,7 +4,8 @@ A Spark Python worker is reused across tasks (spark.python.worker.reuse), so a
 module-level table keeps each partition's Net - weights, momentum history,
 data position - alive from round to round. A task that finds no Net (new
 worker, lost executor, moved task) builds one from the broadcast definition
-and its cached partition and carries on from the broadcast weights.
+and its partition (cached, or streamed from its source) and carries on from
+the broadcast weights.
 """
 from __future__ import annotations
 
@@ -26,12 +27,18 @@ class _Solver:
     """A partition's persistent Net, and the buffer its weights travel in (reused)."""
 
     net: "object"
+    data: object  # what the Net reads: the cached arrays, or a stream's partition
     buffer: Optional[np.ndarray] = None
 
     def buffer_for(self, nbytes: int) -> np.ndarray:
         if self.buffer is None or self.buffer.nbytes != nbytes:
             self.buffer = np.empty(nbytes // 4, np.float32)
         return self.buffer
+
+    def skipped(self) -> int:
+        """Bad records a streamed partition skipped so far (cached data: counted on caching)."""
+        bad = getattr(self.data, "bad", None)
+        return bad.skipped if bad is not None else 0
 
 
 _SOLVERS: dict[tuple[str, int], _Solver] = {}
@@ -83,7 +90,7 @@ def stack_partition(index: int, records: Iterable):
     yield partition_arrays(index, records)
 
 
-def _solver_for(spec: NetSpec, index: int, arrays, start_iter: int):
+def _solver_for(spec: NetSpec, index: int, data, start_iter: int):
     from ..net import Net
 
     key = (spec.run_id, index)
@@ -96,26 +103,29 @@ def _solver_for(spec: NetSpec, index: int, arrays, start_iter: int):
               caffe_pb2.SolverParameter.FromString(spec.solver),
               device=_device_for_task(spec.device),
               seed=None if spec.seed is None else spec.seed + index)
-    net.set_training_data(arrays)
+    net.set_training_data(data)
     net.iteration = start_iter  # the learning-rate schedule goes on
-    solver = _SOLVERS[key] = _Solver(net)
+    solver = _SOLVERS[key] = _Solver(net, data)
     return solver, True
 
 
 def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: int,
-                weights_bc=None, exchange=None):
+                weights_bc=None, exchange=None, stream_bc=None):
     """One worker's round: set the round's weights, train tau steps, send weights back.
 
+    The data is the partition's cached (images, labels) pair, or with `stream_bc`
+    (a broadcast StreamSource) the partition the worker reads from its source.
     The weights come and go over the driver's WeightExchange when `exchange`
     (address, token, round) is given, else by Spark broadcast and task result.
     """
     spec = spec_bc.value
     # Read the whole (one-element) partition: a Python worker that leaves input
     # unread is not reused, and its solvers would be lost.
-    arrays = list(records)
-    if len(arrays) != 1:
-        raise DataError(f"partition {index} holds {len(arrays)} array pairs, expected 1")
-    solver, rebuilt = _solver_for(spec, index, arrays[0], start_iter)
+    items = list(records)
+    if len(items) != 1:
+        raise DataError(f"partition {index} holds {len(items)} items, expected 1")
+    data = items[0] if stream_bc is None else stream_bc.value.parts[index]
+    solver, rebuilt = _solver_for(spec, index, data, start_iter)
     net = solver.net
 
     def train(flat: np.ndarray, out: Optional[np.ndarray]):
@@ -128,13 +138,13 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
 
     if exchange is None:
         trained, (outputs, compute_s) = train(weights_bc.value, None)
-        yield index, trained, outputs, compute_s, rebuilt
+        yield index, trained, outputs, compute_s, rebuilt, solver.skipped()
         return
     address, token, round_no = exchange
     result = worker_exchange(address, token, round_no, index, solver.buffer_for,
                              lambda flat: train(flat, flat))
     outputs, compute_s = result if result is not None else (None, 0.0)
-    yield index, None, outputs, compute_s, rebuilt
+    yield index, None, outputs, compute_s, rebuilt, solver.skipped()
 
 
 def release(run_id: str) -> int:
