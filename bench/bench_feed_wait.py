@@ -15,21 +15,30 @@ solver waits for. Measured in the same run:
 - records: Net.train(n) again, fed the same images as a list of (ndarray,
   label) records, whose batches the prefetch thread stacks while Caffe
   computes.
+- JPEG stream: Net.train(n) fed by image_folder_stream over generated 500x375
+  JPEG files on disk (the page cache): the prefetch thread reads, decodes and
+  resizes each to 256x256 while Caffe computes; and that decoding alone, per
+  batch, on one thread.
 
-Waiting fraction = feed / train (arrays) and (records - arrays) / records;
-copy cost = feed / memcpy.
+Waiting fraction = feed / train (arrays), (records - arrays) / records and
+(stream - arrays) / stream; copy cost = feed / memcpy.
 
     python bench/bench_feed_wait.py [--batch 32] [--iterations 3]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
+from bench_jpeg_decode import generated_jpegs
 from pysparknet import Net, zoo
+from pysparknet.data import image_folder_stream
 from pysparknet.proto import caffe_pb2
 
 
@@ -79,6 +88,18 @@ def main() -> None:
     records_s = per_call(lambda: net.train(1), args.iterations)
     net.close()
 
+    # JPEG files decoded and resized on the fly by a stream, on the prefetch thread.
+    with tempfile.TemporaryDirectory() as folder:
+        for i, data in enumerate(generated_jpegs(4 * args.batch, 500, 375)):
+            (Path(folder) / f"class{i % 10}").mkdir(exist_ok=True)
+            (Path(folder) / f"class{i % 10}" / f"{i}.jpg").write_bytes(data)
+        part = image_folder_stream(folder, 1, size=(256, 256))[0].parts[0]
+        net = Net(model.net, model.solver, seed=1)
+        net.set_training_data(part)
+        stream_s = per_call(lambda: net.train(1), args.iterations)
+        net.close()
+        decode_s = per_call(lambda: list(itertools.islice(iter(part), args.batch)), 3)
+
     feeder = Net(feed_only(model.net))
     feeder.set_validation_data((images, labels))
     feed_s = per_call(lambda: feeder.test(1), 20)
@@ -100,6 +121,11 @@ def main() -> None:
     print(f"| training iteration from a list of records (prefetch on) | {records_s * 1e3:.0f} | "
           f"waiting (records - arrays) / records = "
           f"{max(records_s - train_s, 0) / records_s:.4f} |")
+    print(f"| training iteration from JPEG files, decoded on the fly (stream, prefetch on) | "
+          f"{stream_s * 1e3:.0f} | waiting (stream - arrays) / stream = "
+          f"{max(stream_s - train_s, 0) / stream_s:.4f} |")
+    print(f"| read + decode + resize of one batch of those JPEGs alone, one thread | "
+          f"{decode_s * 1e3:.0f} | {decode_s / train_s:.3f} of an iteration |")
 
 
 if __name__ == "__main__":
