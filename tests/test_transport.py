@@ -1,6 +1,7 @@
 """The driver <-> worker weight exchange over real loopback sockets."""
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -90,3 +91,37 @@ def test_unreachable_driver_is_a_clear_error():
         address = probe.getsockname()
     with pytest.raises(TransportError, match="cannot reach the driver's weight exchange"):
         worker_exchange(address, b"t" * 16, 0, 0, None, None)
+
+
+def test_a_second_attempt_of_a_summed_task_is_acknowledged_not_left_hanging():
+    """An executor killed mid-round leaves its Python worker training on (it talks to
+    the driver, not to the dead JVM); Spark's retry of the task connects too. The
+    first result to arrive counts; the other is taken, acknowledged and dropped."""
+    weights = np.zeros(1000, np.float32)
+    with WeightExchange() as exchange:
+        exchange.start_round(0, weights)
+        gathered = {}
+        gather = threading.Thread(target=lambda: gathered.update(t=exchange.gather(1, 1000)))
+        gather.start()
+        with socket.create_connection(exchange.address) as orphan:  # the first attempt
+            orphan.sendall(_HELLO.pack(_MAGIC, exchange.token, 0, 0))
+            (count,) = _COUNT.unpack(orphan.recv(8, socket.MSG_WAITALL))
+            recv_exactly(orphan, memoryview(bytearray(count)))
+            time.sleep(0.3)  # the gather now waits on this connection
+            retry_may_send, results = threading.Event(), {}
+
+            def retry_train(flat):
+                retry_may_send.wait(10)
+                return flat + 2, "retry"
+            retry = threading.Thread(target=lambda: results.update(r=worker_exchange(
+                exchange.address, exchange.token, 0, 0,
+                lambda n: np.empty(n // 4, np.float32), retry_train)))
+            retry.start()
+            time.sleep(0.3)  # the retry has its weights and trains
+            orphan.sendall(_COUNT.pack(count) + np.full(1000, 1, np.float32).tobytes())
+            assert orphan.recv(1) == b"\x01"
+        gather.join(timeout=10)
+        np.testing.assert_array_equal(gathered["t"], np.ones(1000, np.float32))
+        retry_may_send.set()
+        retry.join(timeout=10)
+        assert not retry.is_alive() and results["r"] == "retry"

@@ -17,7 +17,10 @@ One connection per task attempt:
 The driver reads results in partition order into one running sum (the same
 float operations as WeightCollection.mean, so the mean is exact and
 reproducible) and holds at most one result besides the sum. A result stream
-that breaks off is dropped; Spark's retry of that task sends it again.
+that breaks off is dropped; Spark's retry of that task sends it again. When
+two attempts of a task both finish (the first ran on in a killed executor's
+orphaned Python worker), the first summed counts and the other is acknowledged
+and dropped.
 """
 from __future__ import annotations
 
@@ -98,6 +101,9 @@ class WeightExchange:
                     conn.close()
             with self._lock:
                 self._done.add(part)
+                duplicate = self._waiting.pop(part, None)
+            if duplicate is not None:  # another attempt of this task, already training
+                self._release_duplicate(duplicate)
             if part:
                 total += self._receive
         return total
@@ -162,11 +168,36 @@ class WeightExchange:
             conn.close()
             return
         with self._lock:
+            if part in self._done:  # summed while this attempt was being served
+                self._release_duplicate(conn)
+                return
             previous = self._waiting.pop(part, None)
             if previous is not None:  # an older attempt of the same task
                 previous.close()
             self._waiting[part] = conn
             self._lock.notify_all()
+
+    @staticmethod
+    def _release_duplicate(conn: socket.socket) -> None:
+        """Another attempt of a task whose result is already summed (Spark retried it
+        while the first attempt - say, on an executor killed mid-round - still ran to
+        the end): take its result when it comes, acknowledge and drop it, so that
+        its task ends instead of waiting for an acknowledgement forever."""
+        def drain():
+            try:
+                (count,) = _recv_struct(conn, _COUNT)
+                scratch = memoryview(bytearray(min(count, 1 << 20) or 1))
+                while count:
+                    got = conn.recv_into(scratch, min(count, len(scratch)))
+                    if got == 0:
+                        return
+                    count -= got
+                conn.sendall(_ACK)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+        threading.Thread(target=drain, name="sparknet-duplicate", daemon=True).start()
 
 
 def worker_exchange(address, token: bytes, round_no: int, part: int, buffer_for, train):

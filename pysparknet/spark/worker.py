@@ -90,13 +90,29 @@ def stack_partition(index: int, records: Iterable):
     yield partition_arrays(index, records)
 
 
+@dataclass
+class RoundStats:
+    """What a worker's round reports to the driver (the weights travel apart)."""
+
+    index: int
+    outputs: Optional[dict] = None  # None: the driver already held this partition's result
+    compute_s: float = 0.0
+    rebuilt: bool = False
+    skipped: int = 0  # bad records a streamed partition skipped so far
+    needs_data: bool = False  # no solver here and no data came: rerun with the data
+
+
 def _solver_for(spec: NetSpec, index: int, data, start_iter: int):
+    """The partition's solver, built from `data` when this worker has none (None, False
+    when it has none and no data came with the task)."""
     from ..net import Net
 
     key = (spec.run_id, index)
     solver = _SOLVERS.get(key)
     if solver is not None:
         return solver, False
+    if data is None:
+        return None, False
     for other in [k for k in _SOLVERS if k[0] != spec.run_id]:
         _SOLVERS.pop(other).net.close()  # a finished run's solvers
     net = Net(caffe_pb2.NetParameter.FromString(spec.net),
@@ -113,19 +129,27 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
                 weights_bc=None, exchange=None, stream_bc=None):
     """One worker's round: set the round's weights, train tau steps, send weights back.
 
-    The data is the partition's cached (images, labels) pair, or with `stream_bc`
-    (a broadcast StreamSource) the partition the worker reads from its source.
-    The weights come and go over the driver's WeightExchange when `exchange`
-    (address, token, round) is given, else by Spark broadcast and task result.
+    The data is the partition's cached (images, labels) pair - read only when the
+    task carries it: rounds normally run data-free, on the solver this worker
+    kept - or with `stream_bc` (a broadcast StreamSource) the partition the
+    worker reads from its source. The weights come and go over the driver's
+    WeightExchange when `exchange` (address, token, round) is given, else by
+    Spark broadcast and task result (yielding (stats, weights)).
     """
     spec = spec_bc.value
-    # Read the whole (one-element) partition: a Python worker that leaves input
-    # unread is not reused, and its solvers would be lost.
+    # Read the whole partition: a Python worker that leaves input unread is not
+    # reused, and its solvers would be lost.
     items = list(records)
-    if len(items) != 1:
+    if stream_bc is not None:
+        data = stream_bc.value.parts[index]
+    elif len(items) > 1:
         raise DataError(f"partition {index} holds {len(items)} items, expected 1")
-    data = items[0] if stream_bc is None else stream_bc.value.parts[index]
+    else:
+        data = items[0] if items else None
     solver, rebuilt = _solver_for(spec, index, data, start_iter)
+    if solver is None:
+        yield RoundStats(index, needs_data=True)
+        return
     net = solver.net
 
     def train(flat: np.ndarray, out: Optional[np.ndarray]):
@@ -134,17 +158,16 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
         outputs = net.train(tau)
         compute_s = time.perf_counter() - tic
         trained = net.get_weights(None if out is None else WeightCollection(net.layout, out))
-        return trained.flat, (outputs, compute_s)
+        return trained.flat, RoundStats(index, outputs, compute_s, rebuilt, solver.skipped())
 
     if exchange is None:
-        trained, (outputs, compute_s) = train(weights_bc.value, None)
-        yield index, trained, outputs, compute_s, rebuilt, solver.skipped()
+        trained, stats = train(weights_bc.value, None)
+        yield stats, trained
         return
     address, token, round_no = exchange
-    result = worker_exchange(address, token, round_no, index, solver.buffer_for,
-                             lambda flat: train(flat, flat))
-    outputs, compute_s = result if result is not None else (None, 0.0)
-    yield index, None, outputs, compute_s, rebuilt, solver.skipped()
+    stats = worker_exchange(address, token, round_no, index, solver.buffer_for,
+                            lambda flat: train(flat, flat))
+    yield stats if stats is not None else RoundStats(index, rebuilt=rebuilt)
 
 
 def release(run_id: str) -> int:
