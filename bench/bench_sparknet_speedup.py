@@ -4,24 +4,39 @@ Baseline, in the same run: one `Net` (OpenBLAS with both cores) trains Caffe's
 LeNet on Fashion-MNIST, tested on all 10,000 test images every --test-every
 iterations. SparkNet: K=2 workers on local-cluster[2,1,2048] (one core each),
 --tau iterations per round, validated on the driver every --test-every
-iterations per worker. Both sides use Caffe's LeNet solver, each with its own
-learning rate: --base-lr 0.02 for the single net (its best of 0.01/0.02/0.04
-on this data, see BENCHMARKS.md) and --sparknet-base-lr, by default K x that
-(the linear scaling rule: the mean of K workers' steps is a step on K x the
-batch). Only training wall-clock counts on both sides (testing is left out of
-both clocks); the time to the target is the clock at the first test at or
-above it.
+iterations per worker. Each side has its own learning rate and minibatch (each
+at its best in bench/sweep_lr_tau.py; BENCHMARKS.md): by default the single
+net at base_lr 0.04, batch 64, and the workers at base_lr 0.02, batch 32, tau 200.
+Only training wall-clock counts on both sides (testing is left out of both
+clocks); the time to the target is the clock at the first test at or above it.
 
-    python bench/bench_sparknet_speedup.py [--target 0.895] [--tau 100]
+Both runs are seeded, so every repeat reaches the target at the same iteration;
+repeats (alternating baseline and SparkNet) only measure the clock, and the
+speedup is the ratio of the median times (a shared VM's speed drifts by 20%
+between minutes).
+
+    python bench/bench_sparknet_speedup.py [--repeats 3] [--target 0.895] [--tau 200]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 from pysparknet import Net, zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.spark import SparkNetTrainer, local_spark
+
+
+@dataclass
+class Run:
+    seconds: Optional[float]  # training clock at the target; None: not reached
+    iterations: int  # per worker
+    accuracy: float
+    compute_ms: float  # per iteration (SparkNet: the slowest worker's)
+    sync_ms: float = 0.0  # per iteration, SparkNet only
 
 
 def solver(base_lr):
@@ -30,8 +45,8 @@ def solver(base_lr):
     return params
 
 
-def baseline(target, test_every, max_iterations, base_lr):
-    net = Net(zoo.lenet(), solver(base_lr), seed=1)
+def baseline(target, test_every, max_iterations, base_lr, batch) -> Run:
+    net = Net(zoo.lenet(batch_size=batch), solver(base_lr), seed=1)
     net.set_training_data(fashion_mnist("train"))
     net.set_validation_data(fashion_mnist("test"))
     clock, done = 0.0, 0
@@ -43,60 +58,92 @@ def baseline(target, test_every, max_iterations, base_lr):
         accuracy = net.test()["accuracy"]
         print(f"  Net: {done} iterations, {clock:.1f} s, accuracy {accuracy:.4f}", flush=True)
         if accuracy >= target:
-            return clock, done, accuracy
-    return None, done, accuracy
+            break
+    net.close()
+    return Run(clock if accuracy >= target else None, done, accuracy, 1e3 * clock / done)
 
 
-def sparknet(target, tau, validate_every, max_rounds, base_lr):
+def sparknet(target, tau, validate_every, max_rounds, base_lr, batch) -> Run:
     spark = local_spark("local-cluster[2,1,2048]")
     try:
         train_x, train_y = fashion_mnist("train")
         rdd = spark.sparkContext.parallelize(list(zip(train_x, train_y.tolist())), 2)
-        trainer = SparkNetTrainer(spark, zoo.lenet(), solver(base_lr), num_workers=2,
-                                  tau=tau, seed=1)
-        result = trainer.fit(rdd, fashion_mnist("test"), rounds=max_rounds,
-                             validate_every=validate_every, progress=False,
-                             until=lambda record: record.get("val_accuracy", 0) >= target)
+        trainer = SparkNetTrainer(spark, zoo.lenet(batch_size=batch), solver(base_lr),
+                                  num_workers=2, tau=tau, seed=1)
+        history = trainer.fit(rdd, fashion_mnist("test"), rounds=max_rounds,
+                              validate_every=validate_every, progress=False,
+                              until=lambda record: record.get("val_accuracy", 0) >= target
+                              ).history
     finally:
         spark.stop()
-    clock = 0.0
-    for record in result.history:
+    clock = compute = sync = 0.0
+    for record in history:
         clock += record["round_s"]
+        compute += record["compute_s"]
+        sync += record["sync_s"]
         if "val_accuracy" in record:
             print(f"  SparkNet: round {record['round']}, {clock:.1f} s, accuracy "
                   f"{record['val_accuracy']:.4f}, sync {record['sync_s']:.2f} s/round",
                   flush=True)
-            if record["val_accuracy"] >= target:
-                return clock, record["round"], record["val_accuracy"]
-    return None, result.history[-1]["round"], result.history[-1].get("val_accuracy")
+    last = history[-1]
+    iterations = last["round"] * tau
+    accuracy = last.get("val_accuracy", float("nan"))
+    return Run(clock if accuracy >= target else None, iterations, accuracy,
+               1e3 * compute / iterations, 1e3 * sync / iterations)
+
+
+def median_seconds(runs):
+    times = [run.seconds for run in runs]
+    return statistics.median(times) if None not in times else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", type=float, default=0.895)
-    parser.add_argument("--tau", type=int, default=100, help="SparkNet iterations per round")
-    parser.add_argument("--base-lr", type=float, default=0.02, help="the single net's")
-    parser.add_argument("--sparknet-base-lr", type=float, help="default: 2 x --base-lr")
+    parser.add_argument("--tau", type=int, default=200, help="SparkNet iterations per round")
+    parser.add_argument("--base-lr", type=float, default=0.04, help="the single net's")
+    parser.add_argument("--batch", type=int, default=64, help="the single net's minibatch")
+    parser.add_argument("--sparknet-base-lr", type=float, default=0.02)
+    parser.add_argument("--sparknet-batch", type=int, default=32, help="each worker's minibatch")
     parser.add_argument("--test-every", type=int, default=200,
                         help="iterations (per worker for SparkNet) between tests")
     parser.add_argument("--max-iterations", type=int, default=8000)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of each side, alternating")
     args = parser.parse_args()
     if args.test_every % args.tau:
         parser.error("--test-every must be a multiple of --tau")
-    sparknet_lr = args.sparknet_base_lr or 2 * args.base_lr
-    base = baseline(args.target, args.test_every, args.max_iterations, args.base_lr)
-    spark = sparknet(args.target, args.tau, args.test_every // args.tau,
-                     args.max_iterations // args.tau, sparknet_lr)
-    print(f"\ntarget test accuracy {args.target:.1%}; base_lr: one Net {args.base_lr}, "
-          f"SparkNet {sparknet_lr}\n")
-    print("| run | reached at | training time (s) | accuracy | speedup |")
-    print("|---|---|---:|---:|---:|")
-    print(f"| one Net, both cores | {base[1]} iterations | {base[0] or float('nan'):.1f} | "
-          f"{base[2]:.4f} | 1.00 |")
-    ratio = base[0] / spark[0] if base[0] and spark[0] else float("nan")
-    print(f"| SparkNet K=2, tau={args.tau} | round {spark[1]} | {spark[0] or float('nan'):.1f} | "
-          f"{spark[2]:.4f} | {ratio:.2f} |")
+    bases, sparks = [], []
+    for repeat in range(args.repeats):
+        print(f"repeat {repeat + 1}/{args.repeats}", flush=True)
+        bases.append(baseline(args.target, args.test_every, args.max_iterations,
+                              args.base_lr, args.batch))
+        sparks.append(sparknet(args.target, args.tau, args.test_every // args.tau,
+                               args.max_iterations // args.tau, args.sparknet_base_lr,
+                               args.sparknet_batch))
+
+    print(f"\ntarget test accuracy {args.target:.1%}; one Net: base_lr {args.base_lr}, batch "
+          f"{args.batch}; SparkNet: base_lr {args.sparknet_base_lr}, batch "
+          f"{args.sparknet_batch} per worker, tau {args.tau}; {args.repeats} repeats\n")
+    print("| run | reached at (iterations per worker) | accuracy | training s, each repeat | "
+          "median s | ms / iteration (compute + sync) | speedup |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    base_s, spark_s = median_seconds(bases), median_seconds(sparks)
+    for name, runs, median, speedup in [
+            ("one Net, both cores", bases, base_s, 1.0),
+            ("SparkNet K=2", sparks, spark_s, base_s / spark_s if base_s and spark_s else None)]:
+        run = runs[0]
+        each = ", ".join("-" if r.seconds is None else f"{r.seconds:.1f}" for r in runs)
+        cost = f"{run.compute_ms:.2f}" + (f" + {run.sync_ms:.2f}" if run.sync_ms else "")
+        print(f"| {name} | {run.iterations} | {run.accuracy:.4f} | {each} | "
+              f"{'-' if median is None else f'{median:.1f}'} | {cost} | "
+              f"{'-' if speedup is None else f'{speedup:.2f}'} |")
+    # Where the ratio comes from: the iterations each side needs (statistics) and
+    # what an iteration costs (throughput), from the first repeat.
+    base, spark = bases[0], sparks[0]
+    print(f"\nimages to the target: one Net {base.iterations * args.batch}, SparkNet "
+          f"{2 * spark.iterations * args.sparknet_batch} (both workers)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ sc.parallelize(records, K), same seeds: seed + k), so only the statistics of
 model averaging are measured. Tests on all 10,000 Fashion-MNIST test images
 every --test-every iterations (per worker).
 
-    python bench/sweep_lr_tau.py --lr 0.01 0.02 0.04 --tau 50 100 [--workers 2]
+    python bench/sweep_lr_tau.py --lr 0.01 0.02 0.04 --tau 50 100 [--workers 2] [--batch 64]
 """
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ def solver(base_lr):
     return params
 
 
-def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, test):
+def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, test, batch):
     """The first tested iteration at or above target, with its accuracy (or None)."""
     x, y = train
     n = len(x) // workers
     nets = []
     for k in range(workers):
-        net = Net(zoo.lenet(), solver(base_lr), seed=1 + k)
+        net = Net(zoo.lenet(batch_size=batch), solver(base_lr), seed=1 + k)
         net.set_training_data((x[k * n:(k + 1) * n], y[k * n:(k + 1) * n]))
         nets.append(net)
     nets[0].set_validation_data(test)
@@ -59,11 +59,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, nargs="+", default=[0.01, 0.02, 0.04])
     parser.add_argument("--tau", type=int, nargs="+", default=[50, 100])
     parser.add_argument("--workers", type=int, default=2, help="K for the averaged runs")
+    parser.add_argument("--batch", type=int, default=64, help="minibatch per net")
     parser.add_argument("--target", type=float, default=0.895)
     parser.add_argument("--test-every", type=int, default=200)
     parser.add_argument("--iterations", type=int, default=5000)
     args = parser.parse_args()
     train, test = fashion_mnist("train"), fashion_mnist("test")
+    print(f"minibatch {args.batch} per net\n")
     print(f"| run | base_lr | tau | iterations (per worker) to {args.target:.1%} | "
           "accuracy then |")
     print("|---|---:|---:|---:|---:|")
@@ -71,7 +73,8 @@ def main() -> None:
            [(args.workers, lr, tau) for lr in args.lr for tau in args.tau]
     for workers, lr, tau in runs:
         hit = iterations_to(args.target, workers, lr, tau,
-                            max(args.test_every, tau) // tau * tau, args.iterations, train, test)
+                            max(args.test_every, tau) // tau * tau, args.iterations, train, test,
+                            args.batch)
         name = "one Net" if workers == 1 else f"K={workers} averaged"
         if hit == "diverged":
             reached, accuracy = "diverged (NaN loss)", "-"
