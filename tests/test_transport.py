@@ -48,6 +48,15 @@ def test_wrong_token_or_round_gets_nothing():
                 assert conn.recv(8) == b""  # closed without a byte of the weights
 
 
+def _attempt_with_weights(exchange, part=0):
+    """A hand-driven task attempt that has said hello and received the weights."""
+    conn = socket.create_connection(exchange.address)
+    conn.sendall(_HELLO.pack(_MAGIC, exchange.token, 0, part))
+    (count,) = _COUNT.unpack(conn.recv(8, socket.MSG_WAITALL))
+    recv_exactly(conn, memoryview(bytearray(count)))
+    return conn, count
+
+
 def test_broken_result_is_dropped_and_the_retry_counts():
     weights = np.zeros(100_000, np.float32)
     with WeightExchange() as exchange:
@@ -56,10 +65,8 @@ def test_broken_result_is_dropped_and_the_retry_counts():
         thread = threading.Thread(target=lambda: gathered.update(t=exchange.gather(1, 100_000)))
         thread.start()
         # A first attempt receives the weights, sends half its result and dies.
-        with socket.create_connection(exchange.address) as conn:
-            conn.sendall(_HELLO.pack(_MAGIC, exchange.token, 0, 0))
-            (count,) = _COUNT.unpack(conn.recv(8, socket.MSG_WAITALL))
-            recv_exactly(conn, memoryview(bytearray(count)))
+        conn, count = _attempt_with_weights(exchange)
+        with conn:
             conn.sendall(_COUNT.pack(count) + np.full(50_000, 7, np.float32).tobytes())
         # Spark's retry of the task does the whole exchange.
         results = {}
@@ -103,10 +110,8 @@ def test_a_second_attempt_of_a_summed_task_is_acknowledged_not_left_hanging():
         gathered = {}
         gather = threading.Thread(target=lambda: gathered.update(t=exchange.gather(1, 1000)))
         gather.start()
-        with socket.create_connection(exchange.address) as orphan:  # the first attempt
-            orphan.sendall(_HELLO.pack(_MAGIC, exchange.token, 0, 0))
-            (count,) = _COUNT.unpack(orphan.recv(8, socket.MSG_WAITALL))
-            recv_exactly(orphan, memoryview(bytearray(count)))
+        orphan, count = _attempt_with_weights(exchange)  # the first attempt
+        with orphan:
             time.sleep(0.3)  # the gather now waits on this connection
             retry_may_send, results = threading.Event(), {}
 
