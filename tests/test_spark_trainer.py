@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -120,6 +121,55 @@ def test_bad_input_gives_clear_errors(spark, tmp_path, fmnist_train):
     # The cluster still trains afterwards.
     assert make(tau=2).fit(sc.parallelize(records(x, y), 2), rounds=1,
                            progress=False).history[0]["loss"] > 0
+
+
+def test_a_worker_that_lost_its_solver_gets_its_data_while_the_others_wait(
+        spark, fmnist_train):
+    """Rounds run data-free on the kept solvers. When partition 0's worker has lost
+    its solver (a new Python worker, a moved task) while partition 1's trains on and
+    waits for its turn in the gather, partition 0 must be rerun with its data at
+    once - waiting for the round's job to end first would deadlock."""
+    sc = spark.sparkContext
+    x, y = fmnist_train[0][:1000], fmnist_train[1][:1000]
+    trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5,
+                              seed=5)
+    dropped = []
+
+    def drop_solvers_of_partition_0(records):  # nested: pickled by value for executors
+        from pysparknet.spark import worker
+        for _ in records:  # read it all, or this Python worker exits with its solvers
+            pass
+        lost = [key for key in list(worker._SOLVERS) if key[1] == 0]
+        for key in lost:
+            worker._SOLVERS.pop(key).net.close()
+        return [len(lost)]
+
+    def after_round(record):
+        if record["round"] == 2:  # one task per executor, on its one Python worker
+            dropped.append(sum(sc.parallelize([0, 1], 2)
+                               .mapPartitions(drop_solvers_of_partition_0).collect()))
+        return False
+
+    outcome = {}
+
+    def fit():
+        try:
+            outcome["result"] = trainer.fit(sc.parallelize(records(x, y), 2), rounds=4,
+                                            progress=False, until=after_round)
+        except Exception as error:  # noqa: BLE001 - re-raised below
+            outcome["error"] = error
+    run = threading.Thread(target=fit)
+    run.start()
+    run.join(timeout=300)
+    if run.is_alive():
+        sc.cancelAllJobs()
+        pytest.fail("the round hung waiting for the partition that lost its solver")
+    if "error" in outcome:
+        raise outcome["error"]
+    history = outcome["result"].history
+    assert dropped == [1]
+    assert [h["rebuilt_solvers"] for h in history] == [2, 0, 1, 0]
+    assert all(np.isfinite(h["loss"]) for h in history)
 
 
 def test_divergence_stops_and_keeps_the_last_good_weights(spark, tmp_path, fmnist_train):

@@ -86,6 +86,7 @@ class _TrainingSet:
     data_free: object  # the same partitions, placed alike, carrying nothing
     count: int  # records
     stream: object = None  # the broadcast StreamSource, when streamed
+    solvers_built: bool = False  # after the first round: rounds may run data-free
 
     def unpersist(self) -> None:
         self.with_data.unpersist()
@@ -287,9 +288,34 @@ class SparkNetTrainer:
         return mean, record
 
     def _sync_by_socket(self, r, train, job, weights, exchange):
-        """Weights over the WeightExchange; Spark runs the tasks and returns their stats."""
-        exchange.start_round(r, weights.flat)
+        """Weights over the WeightExchange; Spark runs the tasks and returns their stats.
+
+        Rounds after a fit's first run data-free, on the solvers the workers kept; a
+        task whose worker has none asks the exchange for its data, and its partition
+        reruns with it in a job of its own while the round goes on.
+        """
+        from pyspark import InheritableThread  # carries the job group's properties
+
         gathered: dict = {}
+        reruns: list = []  # (thread, its result dict)
+        job = partial(job, exchange=(exchange.address, exchange.token, r))
+        with_data = train.with_data.mapPartitionsWithIndex(job)
+        group = self.sc.getLocalProperty("spark.jobGroup.id")
+
+        def rerun(part):
+            result: dict = {}
+
+            def run():
+                self.sc.setJobGroup(group, f"SparkNet round {r + 1}: partition {part} with "
+                                           "its data (its worker had no solver)")
+                try:
+                    result["stats"] = self.sc.runJob(with_data, lambda it: it, [part])
+                except Exception as error:  # noqa: BLE001 - reported after the round
+                    result["error"] = error
+                    exchange.abort()
+            thread = InheritableThread(target=run)
+            thread.start()
+            reruns.append((thread, result))
 
         def gather():
             try:
@@ -298,25 +324,35 @@ class SparkNetTrainer:
                 gathered["error"] = error
                 exchange.abort()  # fail the waiting workers' tasks, not hang the job
 
+        exchange.start_round(r, weights.flat, on_needs_data=rerun)
         thread = threading.Thread(target=gather, name=f"sparknet-gather-{r + 1}", daemon=True)
         thread.start()
-        job = partial(job, exchange=(exchange.address, exchange.token, r))
         try:
-            stats = train.data_free.mapPartitionsWithIndex(job).collect()
-            # Partitions whose worker had no solver (the first round, a lost
-            # executor): once more, with their data.
-            missing = [s.index for s in stats if s.needs_data]
-            if missing:
-                stats = [s for s in stats if not s.needs_data] + self.sc.runJob(
-                    train.with_data.mapPartitionsWithIndex(job), lambda part: part, missing)
+            tasks = with_data if not train.solvers_built else \
+                train.data_free.mapPartitionsWithIndex(job)
+            stats = tasks.collect()
         except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
             exchange.abort()
+            self.sc.cancelJobGroup(group)
+            while reruns:
+                reruns.pop(0)[0].join()
             thread.join()
             raise _worker_failure(error) from error
         thread.join()
+        while reruns:  # all started before the job ended: their tasks waited for it
+            rerun_thread, result = reruns.pop(0)
+            rerun_thread.join()
+            if "error" in result:
+                raise _worker_failure(result["error"]) from result["error"]
+            stats += result["stats"]
         if "error" in gathered:
             raise gathered["error"]
-        return gathered["total"], sorted(stats, key=lambda s: s.index)
+        train.solvers_built = True
+        # One report per partition: the one that trained (an attempt that found its
+        # result already held, or asked for its data, reports nothing).
+        by_part = {s.index: s for s in stats if s.outputs is None}
+        by_part.update({s.index: s for s in stats if s.outputs is not None})
+        return gathered["total"], [by_part[i] for i in sorted(by_part)]
 
     def _sync_by_spark(self, train, job, weights):
         """Weights by Spark broadcast out and task results back, summed as they arrive."""

@@ -13,6 +13,13 @@ One connection per task attempt:
   ... the worker trains ...
   worker -> driver  u64 byte count, then its weights
   driver -> worker  one byte: the driver holds the result
+or, from a task whose worker holds no solver for its partition (rounds run
+without their data, on the solvers the workers kept):
+  worker -> driver  hello with the data-request magic
+  driver -> worker  one byte: the partition is being rerun with its data
+The driver starts that rerun at once, while the round's other tasks wait for
+their turn in the gather: waiting for the round's job to end first would
+deadlock with them.
 
 The driver reads results in partition order into one running sum (the same
 float operations as WeightCollection.mean, so the mean is exact and
@@ -36,6 +43,7 @@ from ..errors import TransportError
 
 _HELLO = struct.Struct("!4s16sQI")
 _MAGIC = b"SNW1"
+_NEEDS_DATA = b"SNWD"
 _COUNT = struct.Struct("!Q")
 _ACK = b"\x01"
 
@@ -67,16 +75,21 @@ class WeightExchange:
         self._weights: Optional[memoryview] = None
         self._waiting: dict[int, socket.socket] = {}  # partition -> connection with a result
         self._done: set[int] = set()
+        self._requested: set[int] = set()  # partitions rerun with their data this round
+        self._on_needs_data = None
         self._aborted = False
         self._closed = False
         self._receive: Optional[np.ndarray] = None  # reused across rounds: no page faults
         threading.Thread(target=self._accept, name="sparknet-weights", daemon=True).start()
 
     # --- driver API ---------------------------------------------------------
-    def start_round(self, round_no: int, weights: np.ndarray) -> None:
+    def start_round(self, round_no: int, weights: np.ndarray, on_needs_data=None) -> None:
+        """Serve `weights` for round_no; on_needs_data(partition) is called (once per
+        partition, on an exchange thread) when a task asks for its partition's data."""
         with self._lock:
             self._round, self._weights = round_no, memoryview(weights).cast("B")
-            self._done, self._aborted = set(), False
+            self._done, self._requested, self._aborted = set(), set(), False
+            self._on_needs_data = on_needs_data
 
     def gather(self, partitions: int, size: int) -> np.ndarray:
         """Sum of the partitions' weight vectors, added in partition order."""
@@ -151,10 +164,22 @@ class WeightExchange:
             conn.settimeout(30)
             magic, token, round_no, part = _recv_struct(conn, _HELLO)
             with self._lock:
-                valid = (magic == _MAGIC and secrets.compare_digest(token, self.token)
+                valid = (magic in (_MAGIC, _NEEDS_DATA)
+                         and secrets.compare_digest(token, self.token)
                          and round_no == self._round and not self._aborted)
                 weights, skip = self._weights, part in self._done
+                rerun = (valid and magic == _NEEDS_DATA and not skip
+                         and part not in self._requested)
+                if rerun:
+                    self._requested.add(part)
+                on_needs_data = self._on_needs_data
             if not valid:
+                conn.close()
+                return
+            if magic == _NEEDS_DATA:
+                if rerun and on_needs_data is not None:
+                    on_needs_data(part)
+                conn.sendall(_ACK)
                 conn.close()
                 return
             conn.settimeout(None)  # training between the two transfers takes what it takes
@@ -200,6 +225,23 @@ class WeightExchange:
         threading.Thread(target=drain, name="sparknet-duplicate", daemon=True).start()
 
 
+def _connect(address):
+    try:
+        return socket.create_connection(tuple(address), timeout=60)
+    except OSError as error:
+        raise TransportError(f"this worker cannot reach the driver's weight exchange at "
+                             f"{address[0]}:{address[1]} ({error}); executors must reach the "
+                             f"driver (spark.driver.host), or train with sync='spark'") from None
+
+
+def request_data(address, token: bytes, round_no: int, part: int) -> None:
+    """Ask the driver to rerun this round's task of `part` with its data (this worker
+    has no solver for it); returns once the driver has taken the request."""
+    with _connect(address) as conn:
+        conn.sendall(_HELLO.pack(_NEEDS_DATA, token, round_no, part))
+        recv_exactly(conn, memoryview(bytearray(1)))
+
+
 def worker_exchange(address, token: bytes, round_no: int, part: int, buffer_for, train):
     """The worker's end of one round.
 
@@ -207,13 +249,7 @@ def worker_exchange(address, token: bytes, round_no: int, part: int, buffer_for,
     train(weights) -> (trained weights to send, anything to return). Returns
     None when the driver already holds this partition's result.
     """
-    try:
-        conn = socket.create_connection(tuple(address), timeout=60)
-    except OSError as error:
-        raise TransportError(f"this worker cannot reach the driver's weight exchange at "
-                             f"{address[0]}:{address[1]} ({error}); executors must reach the "
-                             f"driver (spark.driver.host), or train with sync='spark'") from None
-    with conn:
+    with _connect(address) as conn:
         conn.settimeout(None)
         conn.sendall(_HELLO.pack(_MAGIC, token, round_no, part))
         (count,) = _recv_struct(conn, _COUNT)

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DataError
 from ..proto import caffe_pb2
 from ..weights import WeightCollection
-from .transport import worker_exchange
+from .transport import request_data, worker_exchange
 
 
 
@@ -99,7 +99,7 @@ class RoundStats:
     compute_s: float = 0.0
     rebuilt: bool = False
     skipped: int = 0  # bad records a streamed partition skipped so far
-    needs_data: bool = False  # no solver here and no data came: rerun with the data
+    needs_data: bool = False  # no solver here and no data came: the driver reruns it
 
 
 def _solver_for(spec: NetSpec, index: int, data, start_iter: int):
@@ -147,7 +147,8 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
     else:
         data = items[0] if items else None
     solver, rebuilt = _solver_for(spec, index, data, start_iter)
-    if solver is None:
+    if solver is None:  # a data-free task where this worker has no solver
+        request_data(*exchange, index)
         yield RoundStats(index, needs_data=True)
         return
     net = solver.net
