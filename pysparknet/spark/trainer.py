@@ -69,9 +69,9 @@ def _data_free(rdd):
 
     A round's task over it prefers the executor that holds its partition (and
     the solver built from it) but ships no records to Python: rounds over the
-    cached arrays themselves would deserialize and send each partition to the
-    Python worker every round (~100 ms for Fashion-MNIST's halves here,
-    seconds for a big partition).
+    cached arrays themselves would send each partition to the Python worker
+    every round (155 ms more per round for 98 MB partitions, about 1.6 s a GB;
+    bench/bench_spark_job_latency.py).
     """
     emptied = rdd.mapPartitions(_read_and_drop).cache()
     emptied.count()
