@@ -56,7 +56,10 @@ def cmd_demo(args) -> int:
     net = Net(lenet(args.batch_size), solver, device=args.device, seed=args.seed)
     net.set_training_data((train_x, train_y))
     net.set_validation_data((test_x, test_y))
-    metrics = open(args.metrics, "w") if args.metrics else None
+    metrics = None
+    if args.metrics:
+        Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+        metrics = open(args.metrics, "w")
     started, done = time.perf_counter(), 0
     with tqdm(total=args.iterations, unit="it", file=sys.stderr, disable=args.quiet) as bar:
         while done < args.iterations:
@@ -211,6 +214,7 @@ def cmd_plot(args) -> int:
         ax.grid(True, alpha=0.3)
     fig.suptitle(Path(args.metrics).name)
     fig.tight_layout()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=100)
     print(f"wrote {args.output}")
     return 0

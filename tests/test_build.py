@@ -50,7 +50,7 @@ def test_second_build_reuses_the_cache():
 
 
 def test_demo_trains_and_reports_accuracy(tmp_path):
-    metrics = tmp_path / "metrics.jsonl"
+    metrics = tmp_path / "runs" / "metrics.jsonl"  # a folder that does not exist yet
     proc = subprocess.run([sys.executable, "-m", "pysparknet.cli", "demo", "--iterations", "60",
                            "--test-every", "30", "--quiet", "--metrics", str(metrics)],
                           capture_output=True, text=True, check=True, cwd="/")
@@ -66,8 +66,8 @@ def test_sparknet_plot_writes_a_png(tmp_path):
                                              "elapsed_s": 1.5 * r, "val_accuracy": 0.5 + r / 20})
                                  for r in range(1, 5)) + "\n")
     subprocess.run([sys.executable, "-m", "pysparknet.cli", "plot", str(metrics), "-o",
-                    str(tmp_path / "a.png")], check=True, capture_output=True, cwd="/")
-    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                    str(tmp_path / "plots" / "a.png")], check=True, capture_output=True, cwd="/")
+    assert (tmp_path / "plots" / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = tmp_path / "empty.jsonl"
     empty.write_text(json.dumps({"round": 1}) + "\n")
     proc = subprocess.run([sys.executable, "-m", "pysparknet.cli", "plot", str(empty)],

@@ -199,7 +199,7 @@ def test_cli_trains_from_lmdbs(fmnist_lmdb, tmp_path):
     out = subprocess.run([sys.executable, "-m", "pysparknet.cli", "train", "--data", str(train_db),
                           "--test-data", str(test_db), "--workers", "2", "--tau", "25",
                           "--rounds", "6", "--validate-every", "6", "--quiet", "--stream",
-                          "--metrics", str(tmp_path / "m.jsonl")],
+                          "--metrics", str(tmp_path / "runs" / "m.jsonl")],
                          cwd="/", capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     accuracy = float(out.stdout.split("test accuracy ")[1].split("%")[0])

@@ -211,7 +211,10 @@ class SparkNetTrainer:
                                          self.solver_param.SerializeToString(), self.device,
                                          self.seed))
         exchange = WeightExchange(self._driver_host()) if self.sync == "socket" else None
-        metrics = open(metrics_path, "a") if metrics_path else None
+        metrics = None
+        if metrics_path:
+            Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+            metrics = open(metrics_path, "a")
         bar = tqdm(total=rounds, initial=start, unit="round", disable=not progress)
         started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
         try:
