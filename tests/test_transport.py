@@ -57,13 +57,20 @@ def _attempt_with_weights(exchange, part=0):
     return conn, count
 
 
+def _gathering(exchange, weights):
+    """Start round 0 with `weights` and a gather of one partition on a thread."""
+    exchange.start_round(0, weights)
+    gathered = {}
+    thread = threading.Thread(target=lambda: gathered.update(
+        t=exchange.gather(1, weights.size)))
+    thread.start()
+    return gathered, thread
+
+
 def test_broken_result_is_dropped_and_the_retry_counts():
     weights = np.zeros(100_000, np.float32)
     with WeightExchange() as exchange:
-        exchange.start_round(0, weights)
-        gathered = {}
-        thread = threading.Thread(target=lambda: gathered.update(t=exchange.gather(1, 100_000)))
-        thread.start()
+        gathered, thread = _gathering(exchange, weights)
         # A first attempt receives the weights, sends half its result and dies.
         conn, count = _attempt_with_weights(exchange)
         with conn:
@@ -106,10 +113,7 @@ def test_a_second_attempt_of_a_summed_task_is_acknowledged_not_left_hanging():
     first result to arrive counts; the other is taken, acknowledged and dropped."""
     weights = np.zeros(1000, np.float32)
     with WeightExchange() as exchange:
-        exchange.start_round(0, weights)
-        gathered = {}
-        gather = threading.Thread(target=lambda: gathered.update(t=exchange.gather(1, 1000)))
-        gather.start()
+        gathered, gather = _gathering(exchange, weights)
         orphan, count = _attempt_with_weights(exchange)  # the first attempt
         with orphan:
             time.sleep(0.3)  # the gather now waits on this connection
