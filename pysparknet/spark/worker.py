@@ -95,11 +95,10 @@ class RoundStats:
     """What a worker's round reports to the driver (the weights travel apart)."""
 
     index: int
-    outputs: Optional[dict] = None  # None: the driver already held this partition's result
+    outputs: Optional[dict] = None  # None: nothing trained (result held, or data asked for)
     compute_s: float = 0.0
     rebuilt: bool = False
     skipped: int = 0  # bad records a streamed partition skipped so far
-    needs_data: bool = False  # no solver here and no data came: the driver reruns it
 
 
 def _solver_for(spec: NetSpec, index: int, data, start_iter: int):
@@ -148,8 +147,8 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
         data = items[0] if items else None
     solver, rebuilt = _solver_for(spec, index, data, start_iter)
     if solver is None:  # a data-free task where this worker has no solver
-        request_data(*exchange, index)
-        yield RoundStats(index, needs_data=True)
+        request_data(*exchange, index)  # the driver reruns this partition with its data
+        yield RoundStats(index)
         return
     net = solver.net
 
