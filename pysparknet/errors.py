@@ -31,3 +31,11 @@ class FeedError(SparkNetError, RuntimeError):
 
 class TransportError(SparkNetError, ConnectionError):
     """Weights could not travel between the driver and a worker."""
+
+
+class RoundTimeoutError(TransportError, TimeoutError):
+    """A round's results did not all reach the driver before the round's deadline."""
+
+
+class ClusterError(SparkNetError, RuntimeError):
+    """The cluster cannot run the fit as asked (too few task slots, an unsuited master)."""

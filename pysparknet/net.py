@@ -346,6 +346,17 @@ class _atomic_path:
 
     def __exit__(self, exc_type, *_):
         if exc_type is None:
+            fsync_path(self.tmp)  # the bytes are on disk before the name points at them
             os.replace(self.tmp, self.path)
+            fsync_path(self.path.parent)
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)
+
+
+def fsync_path(path: Union[str, os.PathLike]) -> None:
+    """fsync a file, or a folder (its entries: renames and new names)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,4 +1,5 @@
-"""The SparkNet trainer on a real local-cluster (separate executor JVMs)."""
+"""The SparkNet trainer on a real local-cluster (separate executor JVMs; three, since
+one test runs K=3 and a round needs its K tasks at once)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from pysparknet.spark.checkpoint import CheckpointError
 
 @pytest.fixture(scope="module")
 def spark():
-    session = local_spark("local-cluster[2,1,1024]", conf={"spark.task.maxFailures": "1"})
+    session = local_spark("local-cluster[3,1,1024]", conf={"spark.task.maxFailures": "1"})
     yield session
     session.stop()
 

@@ -50,6 +50,23 @@ def _as_feed_dtype(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def non_finite_records(images: np.ndarray, labels: Optional[np.ndarray] = None) -> np.ndarray:
+    """Indices of records whose image (or float label) holds NaN or an infinity."""
+    finite = np.ones(len(images), bool)
+    if np.issubdtype(images.dtype, np.floating):
+        finite &= np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+    if labels is not None and np.issubdtype(np.asarray(labels).dtype, np.floating):
+        finite &= np.isfinite(labels)
+    return np.flatnonzero(~finite)
+
+
+def _check_finite(images: np.ndarray, labels: Optional[np.ndarray], first: int) -> None:
+    bad = non_finite_records(images, labels)
+    if len(bad):
+        raise DataError(f"record {first + bad[0]} holds NaN or infinite values: bad data "
+                        "(it would train to a diverged net)")
+
+
 class Minibatches:
     """Endless minibatches of (images, labels) from arrays or records."""
 
@@ -104,8 +121,9 @@ class Minibatches:
                 raise DataError(f"{len(images)} images but labels of shape {labels.shape}: "
                                 "give one label per image")
             labels = np.ascontiguousarray(labels, dtype=np.float32)
-            if self._label_check:
-                self._label_check(labels, 0)
+        _check_finite(images, labels, 0)
+        if labels is not None and self._label_check:
+            self._label_check(labels, 0)
         return images, labels
 
     def _next_from_arrays(self):
@@ -158,6 +176,7 @@ class Minibatches:
             raise DataError(f"records {first}..{first + len(images) - 1} mix shapes "
                             f"{shapes}; one minibatch needs one shape") from None
         if not self.labeled:
+            _check_finite(batch, None, first)
             return batch, None
         try:
             label_array = np.asarray(labels, dtype=np.float32)
@@ -167,6 +186,7 @@ class Minibatches:
         if label_array.shape != (len(labels),):
             raise DataError(f"records {first}..{first + len(labels) - 1}: each label must "
                             "be one number")
+        _check_finite(batch, label_array, first)
         if self._label_check:
             self._label_check(label_array, first)
         return batch, label_array

@@ -4,24 +4,30 @@
     DIR/round_000010.solverstate    the driver solver's state (iter = rounds x tau)
     DIR/checkpoint.json             written last: round, tau, K, history, file names
 
-Every file is written to a temporary name and renamed, and checkpoint.json only
-names files that are complete, so a driver killed at any moment leaves the
-previous checkpoint whole. Older round files are removed once the new JSON is in.
+Every file is written to a temporary name, fsynced and renamed (and the folder
+fsynced), and checkpoint.json only names files that are complete, so a driver
+killed or a machine losing power at any moment leaves the previous checkpoint
+whole. A save that fails removes what it wrote. Once the new JSON is in, the
+files the previous JSON named are removed: never any other file.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..net import Net
+from ..net import Net, fsync_path
 from ..weights import WeightCollection
 
 MANIFEST = "checkpoint.json"
 FORMAT = "pysparknet-checkpoint-1"
+_ROUND_FILE = re.compile(r"round_\d{6,}\.(caffemodel|solverstate)")
+# what a save leaves behind when it is killed: temporary files of ours
+_OWN_TEMPORARY = re.compile(r"\.(round_\d{6,}\.(caffemodel|solverstate)|checkpoint\.json|write-test)\..+")
 
 
 class CheckpointError(ValueError):
@@ -36,39 +42,96 @@ class Checkpoint:
     meta: dict
 
 
+def check_writable(directory: Path) -> None:
+    """Make the folder and write a file in it now: fail before any training."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=directory):
+            pass
+    except OSError as error:
+        raise CheckpointError(f"cannot write checkpoints to {directory}: {error}") from None
+
+
 def _write_json_atomically(path: Path, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_path(path.parent)
+
+
+def _previous_files(directory: Path) -> list[Path]:
+    """The round files the current manifest names (none if it is unreadable)."""
+    try:
+        meta = json.loads((directory / MANIFEST).read_text())
+        return [directory / name for name in _named_files(meta, directory)]
+    except (OSError, ValueError, CheckpointError):
+        return []
 
 
 def save(directory: Path, net: Net, round_done: int, history: list, meta: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"round_{round_done:06d}"
     model, state = directory / f"{stem}.caffemodel", directory / f"{stem}.solverstate"
-    net.save_state(model, state)
-    _write_json_atomically(directory / MANIFEST, {
-        "format": FORMAT, "round": round_done, "model": model.name, "solverstate": state.name,
-        "history": history, **meta})
-    for old in directory.glob("round_*"):
-        if old.stem != stem:
+    previous = _previous_files(directory)
+    try:
+        net.save_state(model, state)
+        _write_json_atomically(directory / MANIFEST, {
+            "format": FORMAT, "round": round_done, "model": model.name,
+            "solverstate": state.name, "history": history, **meta})
+    except BaseException:
+        for written in (model, state):  # no orphans: unless the old manifest names them
+            if written not in previous and written.exists():
+                written.unlink()
+        raise
+    for old in previous:
+        if old not in (model, state) and old.exists():
             old.unlink()
+
+
+def _named_files(meta: dict, directory: Path) -> tuple[str, str]:
+    """The manifest's model and solverstate names, checked to be round files of this
+    folder (never a path elsewhere)."""
+    names = (meta.get("model"), meta.get("solverstate"))
+    for name in names:
+        if not (isinstance(name, str) and _ROUND_FILE.fullmatch(name)):
+            raise CheckpointError(f"{directory / MANIFEST} names {name!r}, not a round file "
+                                  "of this folder")
+    return names
+
+
+def _is_fresh(directory: Path) -> bool:
+    """Nothing to resume: missing, empty, or only what a first save that failed (or was
+    killed) leaves: round files and temporary files of ours, no manifest."""
+    if not directory.exists():
+        return True
+    names = [p.name for p in directory.iterdir()]
+    return MANIFEST not in names and all(
+        _ROUND_FILE.fullmatch(n) or _OWN_TEMPORARY.fullmatch(n) for n in names)
 
 
 def load(directory: Path, net: Net) -> Optional[Checkpoint]:
     """The checkpoint in `directory`, loaded into `net`; None if it holds nothing yet."""
-    if not directory.exists() or not any(directory.iterdir()):
+    if _is_fresh(directory):
         return None
     manifest = directory / MANIFEST
     try:
         meta = json.loads(manifest.read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format')!r}")
-    except (OSError, ValueError) as e:
+        round_done = meta["round"]
+        if not isinstance(round_done, int) or round_done < 0:
+            raise ValueError(f"round {round_done!r}")
+    except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{directory} is not a pysparknet checkpoint directory "
                               f"({manifest.name}: {e})") from None
-    net.restore_state(directory / meta["solverstate"], directory / meta["model"])
-    return Checkpoint(meta["round"], net.get_weights(), meta["history"], meta)
+    model, state = _named_files(meta, directory)
+    net.restore_state(directory / state, directory / model)
+    return Checkpoint(round_done, net.get_weights(), meta.get("history", []), meta)

@@ -9,10 +9,9 @@ metrics happen between rounds, on the driver.
 """
 from __future__ import annotations
 
-import json
+import logging
 import math
 import socket
-import threading
 import time
 import uuid
 import warnings
@@ -23,16 +22,26 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from ..data.bad_records import BadRecords
 from ..data.spark_sources import dataframe_records
 from ..data.streams import StreamSource
-from ..errors import DataError, SparkNetError
+from ..errors import DataError, RoundTimeoutError, SparkNetError
 from ..net import Net, TRAIN
 from ..prototxt import Source, parse_net, parse_solver
 from ..weights import WeightCollection
-from . import checkpoint
+from . import checkpoint, exchange_tls, slots
+from .failures import worker_failure
+from .loop import FitLoop
 from .results import collect_stream
+from .socket_round import Gathering, Reruns
 from .transport import WeightExchange
 from .worker import NetSpec, release, stack_partition, train_round
+
+
+_LOG = logging.getLogger("pysparknet")
+FIRST_ROUND_TIMEOUT_S = 3600.0  # no round times known yet: solvers build, data caches
+ROUND_TIMEOUT_FLOOR_S = 300.0
+ROUND_TIMEOUT_FACTOR = 10.0  # x the slowest of the last rounds
 
 
 class TrainingDivergedError(SparkNetError, FloatingPointError):
@@ -43,19 +52,6 @@ class TrainingDivergedError(SparkNetError, FloatingPointError):
 class FitResult:
     weights: WeightCollection
     history: list[dict] = field(default_factory=list)
-
-
-def _worker_failure(error: Exception) -> Exception:
-    """Spark wraps a worker's exception in Java's; surface pysparknet's own message."""
-    text = str(error)
-    for kind in ("DataError", "NetArgumentError", "CaffeError", "FeedError", "TransportError"):
-        marker = f"pysparknet.errors.{kind}: "
-        if marker in text:
-            # the last one: Python prints an exception's causes before it
-            message = text.rsplit(marker, 1)[1].splitlines()[0]
-            from .. import errors
-            return getattr(errors, kind)(f"on a worker: {message}")
-    return error
 
 
 def _read_and_drop(records):
@@ -95,12 +91,30 @@ class _TrainingSet:
             self.stream.unpersist()
 
 
+@dataclass
+class _Run:
+    """What one fit holds open: its id (keys the workers' solvers), the broadcast
+    net definition, the weight exchange, the training partitions."""
+
+    run_id: str
+    spec: object
+    exchange: Optional[WeightExchange]
+    train: _TrainingSet
+
+
 class SparkNetTrainer:
     """Data-parallel training of a Caffe net on Spark, as SparkNet does it."""
 
     def __init__(self, spark, net_params: Source, solver_params: Source, num_workers: int = 2,
                  tau: int = 50, device: str = "cpu", seed: Optional[int] = None,
-                 sync: str = "socket"):
+                 sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
+                 slots_timeout: float = 20.0):
+        """sync: 'socket' (the weights over the driver's TLS exchange) or 'spark'
+        (broadcast + task results). tls=False: the exchange in clear, for trusted
+        networks only. round_timeout: seconds a round's results may take before the
+        fit fails (default: 10x the slowest recent round, at least 300 s; an hour for
+        the first). slots_timeout: how long fit() waits for the cluster to offer
+        num_workers task slots at once before failing."""
         if not isinstance(tau, int) or tau <= 0:
             raise ValueError(f"tau must be a positive number of iterations, got {tau!r}")
         if not isinstance(num_workers, int) or num_workers <= 0:
@@ -112,8 +126,10 @@ class SparkNetTrainer:
         if sync not in ("socket", "spark"):
             raise ValueError(f"sync must be 'socket' (direct TCP to the driver) or 'spark' "
                              f"(broadcast + task results), got {sync!r}")
+        slots.check_master(self.sc.master, num_workers)
         self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
-        self.sync = sync
+        self.sync, self.tls = sync, tls
+        self.round_timeout, self.slots_timeout = round_timeout, slots_timeout
         # The driver's own net: initial weights, validation, checkpoints (CPU).
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
@@ -126,13 +142,17 @@ class SparkNetTrainer:
         is_dataframe = hasattr(data, "rdd") and hasattr(data, "columns")
         return dataframe_records(data) if is_dataframe else data
 
-    def _training_rdd(self, train_data):
+    def _training_rdd(self, train_data, on_bad_record: str):
         """The cached training partitions: one (images, labels) pair each."""
         train_data = self._as_records(train_data)
         bad = getattr(train_data, "bad_records", None)
+        if bad is None:  # records as they are: non-finite numbers are their bad data
+            bad = BadRecords(on_bad_record, self.sc.accumulator(0)
+                             if on_bad_record == "skip" else None)
         if train_data.getNumPartitions() != self.num_workers:
             train_data = train_data.repartition(self.num_workers)
-        stacked = train_data.mapPartitionsWithIndex(stack_partition).cache()
+        stacked = train_data.mapPartitionsWithIndex(
+            partial(stack_partition, bad=bad)).cache()
         if self.sc.getCheckpointDir():
             # Cut the lineage: an RDD made by sc.parallelize carries its records in
             # every task it has, i.e. in every round. The checkpoint files still let
@@ -142,7 +162,7 @@ class SparkNetTrainer:
             count = stacked.map(lambda arrays: len(arrays[1])).sum()
         except Exception as error:  # noqa: BLE001
             stacked.unpersist()
-            raise _worker_failure(error) from error
+            raise worker_failure(error) from error
         if bad is not None:
             bad.report("training data")
         return _TrainingSet(stacked, _data_free(stacked), count)
@@ -175,69 +195,36 @@ class SparkNetTrainer:
             checkpoint_dir: Union[str, Path, None] = None, resume: bool = False,
             validate_every: int = 1, checkpoint_every: int = 1,
             metrics_path: Union[str, Path, None] = None, progress: bool = True,
-            until: Optional[Callable[[dict], bool]] = None) -> FitResult:
+            until: Optional[Callable[[dict], bool]] = None,
+            on_bad_record: str = "error") -> FitResult:
         """Train `rounds` rounds (fewer if `until(record)` says so after a round).
 
         train_data: an RDD of (ndarray, label) records or a DataFrame (image and
         label columns), cached by the workers as arrays; or a StreamSource
         (data/streams.py) that the workers read from its source on every pass,
-        for partitions larger than memory.
+        for partitions larger than memory. on_bad_record ('error' or 'skip')
+        applies to records with NaN or infinite numbers in an RDD's records
+        (sources made by pysparknet.data carry their own policy).
         """
-        from tqdm import tqdm
-
-        if isinstance(train_data, StreamSource):
-            train = self._streamed(train_data)
-        else:
-            train = self._training_rdd(train_data)
-        batch, count = self.batch_size, train.count
-        if count < self.num_workers * batch:
+        if checkpoint_dir is not None:  # before any work: not after round 1's training
+            checkpoint.check_writable(Path(checkpoint_dir))
+        slots.wait_for_slots(self.sc, self.num_workers, self.slots_timeout)
+        train = self._training_set(train_data, on_bad_record)
+        try:
+            validation = self._validation_arrays(validation_data)
+            if validation is not None:
+                self.driver_net.set_validation_data(validation)
+            weights, history, start = self._starting_point(checkpoint_dir, resume)
+            run = self._open_run(train)
+        except BaseException:
             train.unpersist()
-            raise DataError(f"{count} training records cannot fill a minibatch of {batch} on "
-                            f"each of {self.num_workers} workers (need >= "
-                            f"{self.num_workers * batch})")
-        validation = self._validation_arrays(validation_data)
-        if validation is not None:
-            self.driver_net.set_validation_data(validation)
-
-        weights, history, start = self.driver_net.get_weights(), [], 0
-        if checkpoint_dir is not None and resume:
-            found = checkpoint.load(Path(checkpoint_dir), self.driver_net)
-            if found is not None:
-                weights, history, start = found.weights, found.history, found.round
-                self._check_same_run(found.meta)
-
-        run_id = uuid.uuid4().hex
-        spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
-                                         self.solver_param.SerializeToString(), self.device,
-                                         self.seed))
-        exchange = WeightExchange(self._driver_host()) if self.sync == "socket" else None
-        metrics = None
-        if metrics_path:
-            Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
-            metrics = open(metrics_path, "a")
-        bar = tqdm(total=rounds, initial=start, unit="round", disable=not progress)
-        started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+            raise
+        loop = FitLoop(rounds, validation is not None, validate_every, checkpoint_dir,
+                     checkpoint_every, metrics_path, progress, start, history)
         try:
             for r in range(start, rounds):
-                weights, record = self._round(r, rounds, train, spec, weights, exchange, started)
-                if validation is not None and ((r + 1) % validate_every == 0 or r + 1 == rounds):
-                    self.driver_net.set_weights(weights)
-                    record.update({f"val_{k}": v for k, v in self.driver_net.test().items()})
-                history.append(record)
-                if metrics:
-                    metrics.write(json.dumps(record) + "\n")
-                    metrics.flush()
-                if checkpoint_dir is not None and ((r + 1) % checkpoint_every == 0
-                                                   or r + 1 == rounds):
-                    self._checkpoint(checkpoint_dir, r + 1, weights, history)
-                bar.update(1)
-                bar.set_postfix({k: f"{record[k]:.4g}" for k in
-                                 ("loss", "val_accuracy", "images_per_s", "sync_s")
-                                 if k in record})
-                if until is not None and until(record):
-                    if checkpoint_dir is not None and (r + 1) % checkpoint_every \
-                            and r + 1 != rounds:
-                        self._checkpoint(checkpoint_dir, r + 1, weights, history)
+                weights, record = self._round(r, rounds, run, weights, loop)
+                if not self._after_round(loop, r, weights, record, until):
                     break
         except TrainingDivergedError:
             if checkpoint_dir is not None:  # the last good weights, whatever round
@@ -245,117 +232,152 @@ class SparkNetTrainer:
                                  weights, history)
             raise
         finally:
-            bar.close()
-            if metrics:
-                metrics.close()
-            self._release(run_id)
-            if exchange is not None:
-                exchange.close()
-            spec.unpersist()
-            train.unpersist()
+            loop.close()
+            self._close_run(run)
         self.driver_net.set_weights(weights)
         return FitResult(weights, history)
 
-    def _round(self, r, rounds, train, spec, weights, exchange, started):
-        self.sc.setJobGroup(f"sparknet-round-{r + 1}",
+    def _training_set(self, train_data, on_bad_record: str) -> _TrainingSet:
+        if isinstance(train_data, StreamSource):
+            train = self._streamed(train_data)
+        else:
+            train = self._training_rdd(train_data, on_bad_record)
+        batch, count = self.batch_size, train.count
+        if count < self.num_workers * batch:
+            train.unpersist()
+            raise DataError(f"{count} training records cannot fill a minibatch of {batch} on "
+                            f"each of {self.num_workers} workers (need >= "
+                            f"{self.num_workers * batch})")
+        return train
+
+    def _starting_point(self, checkpoint_dir, resume: bool):
+        """(weights, history, first round): the driver net's, or the checkpoint's."""
+        if checkpoint_dir is not None and resume:
+            found = checkpoint.load(Path(checkpoint_dir), self.driver_net)
+            if found is not None:
+                self._check_same_run(found.meta)
+                return found.weights, found.history, found.round
+        return self.driver_net.get_weights(), [], 0
+
+    def _open_run(self, train: _TrainingSet) -> _Run:
+        run_id = uuid.uuid4().hex
+        spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
+                                         self.solver_param.SerializeToString(), self.device,
+                                         self.seed))
+        exchange = None
+        if self.sync == "socket":
+            bind, advertise = self._exchange_addresses()
+            exchange = WeightExchange(bind, advertise=advertise, tls=self.tls)
+            if self.tls:
+                exchange_tls.warn_if_rpc_in_clear(self.sc.getConf())
+            else:
+                _LOG.warning("the weight exchange runs without TLS (tls=False): the weights "
+                             "and the run secret cross the network in clear")
+        return _Run(run_id, spec, exchange, train)
+
+    def _close_run(self, run: _Run) -> None:
+        self._release(run)
+        if run.exchange is not None:
+            run.exchange.close()
+        run.spec.unpersist()
+        run.train.unpersist()
+
+    def _after_round(self, loop: FitLoop, r: int, weights, record: dict, until) -> bool:
+        """Validate, record, checkpoint, report; False when `until` ends the fit."""
+        done = r + 1
+        if loop.validating and (done % loop.validate_every == 0 or done == loop.rounds):
+            self.driver_net.set_weights(weights)
+            record.update({f"val_{k}": v for k, v in self.driver_net.test().items()})
+        loop.history.append(record)
+        loop.report(record)
+        stop = until is not None and until(record)
+        due = done % loop.checkpoint_every == 0 or done == loop.rounds or stop
+        if loop.checkpoint_dir is not None and due:
+            self._checkpoint(loop.checkpoint_dir, done, weights, loop.history)
+        return not stop
+
+    def _round(self, r, rounds, run: _Run, weights, loop: FitLoop):
+        self.sc.setJobGroup(f"sparknet-{run.run_id[:8]}-round-{r + 1}",
                             f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
                             f"x tau={self.tau} iterations")
         tic = time.perf_counter()
-        job = partial(train_round, spec_bc=spec, tau=self.tau, start_iter=r * self.tau,
-                      stream_bc=train.stream)
-        if exchange is not None:
-            total, results = self._sync_by_socket(r, train, job, weights, exchange)
+        job = partial(train_round, spec_bc=run.spec, tau=self.tau, round_no=r,
+                      stream_bc=run.train.stream)
+        if run.exchange is not None:
+            total, results = self._sync_by_socket(r, run, job, weights, loop.history)
         else:
-            total, results = self._sync_by_spark(train.with_data, job, weights)
+            total, results = self._sync_by_spark(run.train.with_data, job, weights)
         losses = [s.outputs.get("loss", float("nan")) for s in results if s.outputs is not None]
-        compute = max(s.compute_s for s in results)
-        rebuilt = sum(s.rebuilt for s in results)
-        skipped = sum(s.skipped for s in results)
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
                                         f"weights of round {r} are kept")
         total /= np.float32(self.num_workers)
-        mean = WeightCollection(weights.layout, total)
         wall = time.perf_counter() - tic
+        compute = max(s.compute_s for s in results)
         record = {"round": r + 1, "iterations": (r + 1) * self.tau,
                   "loss": float(np.mean(losses)),
                   "images_per_s": self.num_workers * self.tau * self.batch_size / wall,
                   "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
-                  "rebuilt_solvers": rebuilt, "elapsed_s": time.perf_counter() - started}
-        if train.stream is not None:  # streamed sources meet bad records as they train
-            record["skipped_records"] = skipped
-            if skipped and not self._warned_skips:
-                warnings.warn(f"round {r + 1}: the workers skipped {skipped} bad record(s) so "
-                              "far (on_bad_record='skip')", stacklevel=3)
-                self._warned_skips = True
-        return mean, record
+                  "rebuilt_solvers": sum(s.rebuilt for s in results),
+                  "elapsed_s": time.perf_counter() - loop.started}
+        if run.train.stream is not None:  # streamed sources meet bad records as they train
+            self._note_skips(r, record, sum(s.skipped for s in results))
+        return WeightCollection(weights.layout, total), record
 
-    def _sync_by_socket(self, r, train, job, weights, exchange):
+    def _note_skips(self, r: int, record: dict, skipped: int) -> None:
+        record["skipped_records"] = skipped
+        if skipped and not self._warned_skips:
+            warnings.warn(f"round {r + 1}: the workers skipped {skipped} bad record(s) so "
+                          "far (on_bad_record='skip')", stacklevel=4)
+            self._warned_skips = True
+
+    def _round_deadline(self, history: list) -> float:
+        """How long a round's results may take: the user's, or from recent rounds."""
+        if self.round_timeout is not None:
+            return float(self.round_timeout)
+        recent = [h["round_s"] for h in history[-5:] if "round_s" in h]
+        if not recent:
+            return FIRST_ROUND_TIMEOUT_S
+        return max(ROUND_TIMEOUT_FLOOR_S, ROUND_TIMEOUT_FACTOR * max(recent))
+
+    def _sync_by_socket(self, r, run: _Run, job, weights, history):
         """Weights over the WeightExchange; Spark runs the tasks and returns their stats.
 
         Rounds after a fit's first run data-free, on the solvers the workers kept; a
         task whose worker has none asks the exchange for its data, and its partition
         reruns with it in a job of its own while the round goes on.
         """
-        from pyspark import InheritableThread  # carries the job group's properties
-
-        gathered: dict = {}
-        reruns: list = []  # (thread, its result dict)
-        job = partial(job, exchange=(exchange.address, exchange.token, r))
+        exchange, train = run.exchange, run.train
+        deadline_s = self._round_deadline(history)
+        job = partial(job, exchange=exchange.ticket(r, deadline_s))
         with_data = train.with_data.mapPartitionsWithIndex(job)
-        group = self.sc.getLocalProperty("spark.jobGroup.id")
-
-        def rerun(part):
-            result: dict = {}
-
-            def run():
-                self.sc.setJobGroup(group, f"SparkNet round {r + 1}: partition {part} with "
-                                           "its data (its worker had no solver)")
-                try:
-                    result["stats"] = self.sc.runJob(with_data, lambda it: it, [part])
-                except Exception as error:  # noqa: BLE001 - reported after the round
-                    result["error"] = error
-                    exchange.abort()
-            thread = InheritableThread(target=run)
-            thread.start()
-            reruns.append((thread, result))
-
-        def gather():
-            try:
-                gathered["total"] = exchange.gather(self.num_workers, weights.flat.size)
-            except Exception as error:  # noqa: BLE001 - reported after the job
-                gathered["error"] = error
-                exchange.abort()  # fail the waiting workers' tasks, not hang the job
-
-        exchange.start_round(r, weights.flat, on_needs_data=rerun)
-        thread = threading.Thread(target=gather, name=f"sparknet-gather-{r + 1}", daemon=True)
-        thread.start()
+        reruns = Reruns(self.sc, r, with_data, exchange)
+        gathering = Gathering(self.sc, exchange, self.num_workers, weights.flat.size,
+                               deadline_s)
+        exchange.start_round(r, weights.flat, self.num_workers, on_needs_data=reruns.start)
+        gathering.start()
         try:
             tasks = with_data if not train.solvers_built else \
                 train.data_free.mapPartitionsWithIndex(job)
             stats = tasks.collect()
         except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
             exchange.abort()
-            self.sc.cancelJobGroup(group)
-            while reruns:
-                reruns.pop(0)[0].join()
-            thread.join()
-            raise _worker_failure(error) from error
-        thread.join()
-        while reruns:  # all started before the job ended: their tasks waited for it
-            rerun_thread, result = reruns.pop(0)
-            rerun_thread.join()
-            if "error" in result:
-                raise _worker_failure(result["error"]) from result["error"]
-            stats += result["stats"]
-        if "error" in gathered:
-            raise gathered["error"]
+            self.sc.cancelJobGroup(reruns.group)
+            reruns.join(raise_errors=False)
+            gathering.join()
+            if isinstance(gathering.error, RoundTimeoutError):
+                raise gathering.error from None
+            raise worker_failure(error) from error
+        gathering.join()
+        stats += reruns.join()
+        if gathering.error is not None:
+            raise gathering.error
         train.solvers_built = True
         # One report per partition: the one that trained (an attempt that found its
         # result already held, or asked for its data, reports nothing).
         by_part = {s.index: s for s in stats if s.outputs is None}
         by_part.update({s.index: s for s in stats if s.outputs is not None})
-        return gathered["total"], [by_part[i] for i in sorted(by_part)]
+        return gathering.total, [by_part[i] for i in sorted(by_part)]
 
     def _sync_by_spark(self, train, job, weights):
         """Weights by Spark broadcast out and task results back, summed as they arrive."""
@@ -372,7 +394,7 @@ class SparkNetTrainer:
                 del flat
                 results.append(stats)
         except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
-            raise _worker_failure(error) from error
+            raise worker_failure(error) from error
         finally:
             shipped.unpersist()
         return total, results
@@ -383,9 +405,12 @@ class SparkNetTrainer:
         checkpoint.save(Path(directory), self.driver_net, round_done, history,
                         {"tau": self.tau, "num_workers": self.num_workers})
 
-    def _driver_host(self) -> str:
-        """Where executors reach the driver: Spark's own driver address."""
-        return self.sc.getConf().get("spark.driver.host", None) or socket.gethostname()
+    def _exchange_addresses(self) -> tuple[str, str]:
+        """(listen on, advertise) as Spark's driver does: spark.driver.bindAddress
+        (default: the host) and spark.driver.host (default: this machine's name)."""
+        conf = self.sc.getConf()
+        advertise = conf.get("spark.driver.host", None) or socket.gethostname()
+        return conf.get("spark.driver.bindAddress", None) or advertise, advertise
 
     def _check_same_run(self, meta: dict) -> None:
         if meta.get("tau") != self.tau or meta.get("num_workers") != self.num_workers:
@@ -393,10 +418,16 @@ class SparkNetTrainer:
                              f"K={meta.get('num_workers')}; this trainer has tau={self.tau}, "
                              f"K={self.num_workers}")
 
-    def _release(self, run_id: str) -> None:
-        """Best effort: free the run's solvers on every worker."""
+    def _release(self, run: _Run) -> None:
+        """Best effort: free the run's solvers. Over the data-free partitions, whose
+        tasks go where the solvers were built (a worker missed here frees them once
+        they have been idle for worker.ABANDONED_S)."""
+        def free(records):
+            for _ in records:  # read it all: a worker that leaves input unread exits
+                pass
+            yield release(run_id)
+        run_id = run.run_id
         try:
-            self.sc.parallelize(range(self.num_workers), self.num_workers).map(
-                lambda _: release(run_id)).collect()
-        except Exception:  # noqa: BLE001 - an idle worker frees them at the next run
+            run.train.data_free.mapPartitions(free).collect()
+        except Exception:  # noqa: BLE001 - best effort
             pass

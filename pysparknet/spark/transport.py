@@ -6,74 +6,162 @@ still schedules each round's tasks, retries failed ones and reports their
 errors, but the float32 bytes go straight from the driver's buffer to the
 worker's and back.
 
-One connection per task attempt:
-  worker -> driver  hello: magic, run token (16 bytes), round, partition
+Every connection is TLS 1.3 by default (exchange_tls.py): the worker trusts
+only its run's certificate, which came with its task, and proves the run
+secret inside the session. One connection per task attempt:
+  worker -> driver  hello: magic, run secret (32 bytes), round, partition
   driver -> worker  u64 byte count, then the round's weights
-                    (0 bytes: this partition's result is already held; skip)
+                    (0: this partition's result is already held, skip;
+                     BUSY: another live attempt holds the partition, ask again)
   ... the worker trains ...
   worker -> driver  u64 byte count, then its weights
   driver -> worker  one byte: the driver holds the result
 or, from a task whose worker holds no solver for its partition (rounds run
 without their data, on the solvers the workers kept):
   worker -> driver  hello with the data-request magic
-  driver -> worker  one byte: the partition is being rerun with its data
+  driver -> worker  u64 0: the partition is being rerun with its data
 The driver starts that rerun at once, while the round's other tasks wait for
 their turn in the gather: waiting for the round's job to end first would
 deadlock with them.
 
+Nothing waits without a deadline: a whole handshake (TLS and hello) gets
+HANDSHAKE_S, at most MAX_PENDING connections are unauthenticated at a time
+(more are closed at once; workers retry), the accept loop outlives errors
+such as EMFILE, and a round's results are gathered against a deadline.
+
 The driver reads results in partition order into one running sum (the same
 float operations as WeightCollection.mean, so the mean is exact and
 reproducible) and holds at most one result besides the sum. A result stream
-that breaks off is dropped; Spark's retry of that task sends it again. When
-two attempts of a task both finish (the first ran on in a killed executor's
-orphaned Python worker), the first summed counts and the other is acknowledged
-and dropped.
+that breaks off is dropped; Spark's retry of that task sends it again.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
+import ssl
 import struct
 import threading
+import time
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ..errors import TransportError
+from ..errors import RoundTimeoutError, TransportError
+from . import exchange_tls
 
-_HELLO = struct.Struct("!4s16sQI")
-_MAGIC = b"SNW1"
-_NEEDS_DATA = b"SNWD"
+_LOG = logging.getLogger("pysparknet")
+_HELLO = struct.Struct("!4s32sQI")
+_MAGIC = b"SNW2"
+_NEEDS_DATA = b"SND2"
 _COUNT = struct.Struct("!Q")
 _ACK = b"\x01"
+_BUSY = (1 << 64) - 1
+HANDSHAKE_S = 10.0  # TLS handshake + hello, whole
+MAX_PENDING = 128  # connections not yet authenticated
+CONNECT_S = 120.0  # how long a worker keeps trying to get its reply
+TRANSFER_S = 120.0  # the longest pause inside one transfer of weights
 
 
-def recv_exactly(sock: socket.socket, view: memoryview) -> None:
+class Deadline:
+    """A point in time; left() is the socket timeout that still fits before it."""
+
+    def __init__(self, seconds: Optional[float]):
+        self.seconds = seconds
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def left(self) -> Optional[float]:
+        if self.end is None:
+            return None
+        remaining = self.end - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout(f"deadline of {self.seconds:.0f} s passed")
+        return remaining
+
+    def expired(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
+
+
+def recv_exactly(sock: socket.socket, view: memoryview, deadline: Optional[Deadline] = None):
     got = 0
     while got < len(view):
+        if deadline is not None:
+            sock.settimeout(deadline.left())
         n = sock.recv_into(view[got:])
         if n == 0:
             raise TransportError(f"connection closed after {got} of {len(view)} bytes")
         got += n
 
 
-def _recv_struct(sock: socket.socket, layout: struct.Struct) -> tuple:
+def _recv_struct(sock: socket.socket, layout: struct.Struct, deadline=None) -> tuple:
     buffer = bytearray(layout.size)
-    recv_exactly(sock, memoryview(buffer))
+    recv_exactly(sock, memoryview(buffer), deadline)
     return layout.unpack(buffer)
 
 
-class WeightExchange:
-    """The driver's end: serves a round's weights and sums the workers' replies."""
+def _alive(conn: socket.socket) -> bool:
+    """Whether a parked connection's peer is still there (a raw peek: TLS bytes stay)."""
+    try:
+        return socket.socket.recv(conn, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.token = secrets.token_bytes(16)
-        self._server = socket.create_server((host, port))
-        self.address = (host, self._server.getsockname()[1])
+
+@dataclass(frozen=True)
+class Ticket:
+    """What a round's task carries to reach the driver's exchange."""
+
+    address: tuple
+    secret: bytes
+    round: int
+    certificate: Optional[bytes]  # the run's TLS certificate (None: TLS off)
+    deadline_s: Optional[float] = None  # the round's deadline, for the final acknowledgement
+
+
+@dataclass
+class _Holder:
+    """The one attempt that holds a partition in this round."""
+
+    conn: socket.socket
+    parked: bool = False  # weights sent: gather() may read its result
+
+
+class WeightExchange:
+    """The driver's end: serves a round's weights and sums the workers' replies.
+
+    bind: the address to listen on (spark.driver.bindAddress); advertise: the
+    name the workers connect to (spark.driver.host). tls=False sends the weights
+    and the run secret in clear, for networks where every host is trusted.
+    """
+
+    def __init__(self, bind: str = "127.0.0.1", port: int = 0, advertise: Optional[str] = None,
+                 tls: bool = True, handshake_s: float = HANDSHAKE_S,
+                 max_pending: int = MAX_PENDING):
+        advertise = advertise or bind
+        try:
+            self._server = socket.create_server((bind, port), backlog=256)
+        except OSError as error:
+            raise TransportError(
+                f"the weight exchange cannot listen on {bind}:{port} ({error}): "
+                f"spark.driver.bindAddress (or, unset, spark.driver.host) must be an address "
+                f"of this machine; spark.driver.host ({advertise}) is what executors connect "
+                "to") from None
+        self._server.settimeout(1.0)  # the accept loop notices close()
+        self.address = (advertise, self._server.getsockname()[1])
+        self.secret = secrets.token_bytes(32)
+        credentials = exchange_tls.generate(advertise) if tls else None
+        self.certificate = credentials.certificate if credentials else None
+        self._tls = exchange_tls.server_context(credentials) if credentials else None
+        self._handshake_s, self._max_pending = handshake_s, max_pending
         self._lock = threading.Condition()
+        self._pending = 0
         self._round: Optional[int] = None
+        self._partitions = 0
         self._weights: Optional[memoryview] = None
-        self._waiting: dict[int, socket.socket] = {}  # partition -> connection with a result
+        self._holders: dict[int, _Holder] = {}
         self._done: set[int] = set()
         self._requested: set[int] = set()  # partitions rerun with their data this round
         self._on_needs_data = None
@@ -83,40 +171,32 @@ class WeightExchange:
         threading.Thread(target=self._accept, name="sparknet-weights", daemon=True).start()
 
     # --- driver API ---------------------------------------------------------
-    def start_round(self, round_no: int, weights: np.ndarray, on_needs_data=None) -> None:
-        """Serve `weights` for round_no; on_needs_data(partition) is called (once per
-        partition, on an exchange thread) when a task asks for its partition's data."""
+    def start_round(self, round_no: int, weights: np.ndarray, partitions: int,
+                    on_needs_data=None) -> None:
+        """Serve `weights` to partitions 0..partitions-1 for round_no; on_needs_data(p)
+        is called (once per partition, on an exchange thread) when a task asks for
+        its partition's data."""
         with self._lock:
             self._round, self._weights = round_no, memoryview(weights).cast("B")
+            self._partitions = partitions
             self._done, self._requested, self._aborted = set(), set(), False
+            self._holders = {}
             self._on_needs_data = on_needs_data
 
-    def gather(self, partitions: int, size: int) -> np.ndarray:
-        """Sum of the partitions' weight vectors, added in partition order."""
+    def ticket(self, round_no: int, deadline_s: Optional[float] = None) -> Ticket:
+        return Ticket(self.address, self.secret, round_no, self.certificate, deadline_s)
+
+    def gather(self, partitions: int, size: int, deadline_s: Optional[float] = None):
+        """Sum of the partitions' weight vectors, added in partition order; raises
+        RoundTimeoutError when they are not all in within deadline_s."""
+        deadline = Deadline(deadline_s)
         total = np.empty(size, np.float32)
         if self._receive is None or self._receive.size != size:
             self._receive = np.empty(size, np.float32)
         for part in range(partitions):
             target = total if part == 0 else self._receive
-            while True:
-                conn = self._next_result(part)
-                try:
-                    (count,) = _recv_struct(conn, _COUNT)
-                    if count != target.nbytes:
-                        raise TransportError(f"partition {part} sent {count} bytes, "
-                                             f"expected {target.nbytes}")
-                    recv_exactly(conn, memoryview(target).cast("B"))
-                    conn.sendall(_ACK)
-                    break
-                except OSError:  # this attempt broke off; its retry sends again
-                    continue
-                finally:
-                    conn.close()
-            with self._lock:
-                self._done.add(part)
-                duplicate = self._waiting.pop(part, None)
-            if duplicate is not None:  # another attempt of this task, already training
-                self._release_duplicate(duplicate)
+            while not self._read_result(part, target, deadline):
+                pass  # that attempt broke off; its retry sends again
             if part:
                 total += self._receive
         return total
@@ -125,9 +205,9 @@ class WeightExchange:
         """The round failed: wake gather() and drop every pending connection."""
         with self._lock:
             self._aborted = True
-            for conn in self._waiting.values():
-                conn.close()
-            self._waiting.clear()
+            for holder in self._holders.values():
+                holder.conn.close()
+            self._holders.clear()
             self._lock.notify_all()
 
     def close(self) -> None:
@@ -141,124 +221,243 @@ class WeightExchange:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # --- internals ----------------------------------------------------------
-    def _next_result(self, part: int) -> socket.socket:
+    # --- gather internals ---------------------------------------------------
+    def _read_result(self, part: int, target: np.ndarray, deadline: Deadline) -> bool:
+        """Read one attempt's result for `part` into target; False if it broke off."""
+        holder = self._parked_holder(part, deadline)
+        conn, ok = holder.conn, False
+        try:
+            (count,) = _recv_struct(conn, _COUNT, deadline)
+            if count != target.nbytes:
+                raise TransportError(f"partition {part} sent {count} bytes, "
+                                     f"expected {target.nbytes}")
+            recv_exactly(conn, memoryview(target).cast("B"), deadline)
+            conn.settimeout(TRANSFER_S)
+            conn.sendall(_ACK)
+            ok = True
+        except OSError:
+            if deadline.expired():
+                raise self._timeout(part, deadline) from None
+        finally:
+            conn.close()
+            with self._lock:
+                if self._holders.get(part) is holder:
+                    del self._holders[part]
+                if ok:
+                    self._done.add(part)
+        return ok
+
+    def _parked_holder(self, part: int, deadline: Deadline) -> _Holder:
         with self._lock:
-            while part not in self._waiting:
+            while True:
                 if self._aborted:
                     raise TransportError("the round was aborted")
-                self._lock.wait()
-            return self._waiting.pop(part)
+                holder = self._holders.get(part)
+                if holder is not None and holder.parked:
+                    return holder
+                try:
+                    self._lock.wait(deadline.left())
+                except socket.timeout:
+                    raise self._timeout(part, deadline) from None
 
+    def _timeout(self, part: int, deadline: Deadline) -> RoundTimeoutError:
+        missing = [p for p in range(self._partitions) if p not in self._done]
+        return RoundTimeoutError(
+            f"round {self._round}: partition(s) {missing} sent no weights within the round's "
+            f"deadline of {deadline.seconds:.0f} s (waiting on partition {part}); a worker "
+            "is stuck or lost without Spark noticing")
+
+    # --- serving ------------------------------------------------------------
     def _accept(self) -> None:
+        backoff, warned = 0.05, False
         while not self._closed:
             try:
                 conn, _ = self._server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except socket.timeout:
+                continue
+            except OSError as error:  # EMFILE, ENFILE, ENOBUFS...: back off, serve on
+                if self._closed:
+                    return
+                if not warned:
+                    _LOG.warning("weight exchange: accept failed (%s); retrying", error)
+                    warned = True
+                time.sleep(backoff)
+                backoff = min(2 * backoff, 1.0)
+                continue
+            backoff = 0.05
+            self._start_serving(conn)
 
-    def _serve(self, conn: socket.socket) -> None:
-        """Check a worker's hello, send it the weights, park the connection for gather()."""
+    def _start_serving(self, conn: socket.socket) -> None:
+        with self._lock:
+            admitted = self._pending < self._max_pending
+            self._pending += admitted
+        if not admitted:  # a flood: never let it take every file descriptor
+            conn.close()
+            return
         try:
-            conn.settimeout(30)
-            magic, token, round_no, part = _recv_struct(conn, _HELLO)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        except RuntimeError:  # no thread to be had: drop it, the worker retries
+            conn.close()
             with self._lock:
-                valid = (magic in (_MAGIC, _NEEDS_DATA)
-                         and secrets.compare_digest(token, self.token)
-                         and round_no == self._round and not self._aborted)
-                weights, skip = self._weights, part in self._done
-                rerun = (valid and magic == _NEEDS_DATA and not skip
-                         and part not in self._requested)
-                if rerun:
-                    self._requested.add(part)
-                on_needs_data = self._on_needs_data
-            if not valid:
-                conn.close()
-                return
-            if magic == _NEEDS_DATA:
-                if rerun and on_needs_data is not None:
-                    on_needs_data(part)
-                conn.sendall(_ACK)
-                conn.close()
-                return
-            conn.settimeout(None)  # training between the two transfers takes what it takes
-            if skip:
-                conn.sendall(_COUNT.pack(0))
-                conn.close()
-                return
-            conn.sendall(_COUNT.pack(len(weights)))
+                self._pending -= 1
+
+    def _handshake(self, raw: socket.socket):
+        """TLS (when on) and the hello, all within HANDSHAKE_S: (connection, hello)."""
+        deadline = Deadline(self._handshake_s)
+        conn = raw
+        try:
+            if self._tls is not None:
+                raw.settimeout(deadline.left())
+                conn = self._tls.wrap_socket(raw, server_side=True,
+                                             do_handshake_on_connect=False)
+                conn.settimeout(deadline.left())
+                conn.do_handshake()
+            return conn, _recv_struct(conn, _HELLO, deadline)
+        except (OSError, ValueError):
+            conn.close()
+            return None, None
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def _serve(self, raw: socket.socket) -> None:
+        """Check a worker's hello; answer a data request, or send the weights and park
+        the connection for gather()."""
+        conn, hello = self._handshake(raw)
+        if conn is None:
+            return
+        magic, secret, round_no, part = hello
+        with self._lock:
+            valid = (magic in (_MAGIC, _NEEDS_DATA) and secrets.compare_digest(secret, self.secret)
+                     and round_no == self._round and not self._aborted
+                     and 0 <= part < self._partitions)
+            reply, holder, rerun = (self._admit(magic, part, conn) if valid
+                                    else (None, None, False))
+            weights, on_needs_data = self._weights, self._on_needs_data
+        try:
+            if reply is None:
+                return conn.close()
+            conn.settimeout(TRANSFER_S)
+            if rerun and on_needs_data is not None:
+                on_needs_data(part)
+            conn.sendall(_COUNT.pack(reply))
+            if holder is None:
+                return conn.close()
             conn.sendall(weights)
         except OSError:
             conn.close()
+            self._drop(part, holder)
             return
         with self._lock:
-            if part in self._done:  # summed while this attempt was being served
-                self._release_duplicate(conn)
-                return
-            previous = self._waiting.pop(part, None)
-            if previous is not None:  # an older attempt of the same task
-                previous.close()
-            self._waiting[part] = conn
+            holder.parked = True
             self._lock.notify_all()
 
-    @staticmethod
-    def _release_duplicate(conn: socket.socket) -> None:
-        """Another attempt of a task whose result is already summed (Spark retried it
-        while the first attempt - say, on an executor killed mid-round - still ran to
-        the end): take its result when it comes, acknowledge and drop it, so that
-        its task ends instead of waiting for an acknowledgement forever."""
-        def drain():
-            try:
-                (count,) = _recv_struct(conn, _COUNT)
-                scratch = memoryview(bytearray(min(count, 1 << 20) or 1))
-                while count:
-                    got = conn.recv_into(scratch, min(count, len(scratch)))
-                    if got == 0:
-                        return
-                    count -= got
-                conn.sendall(_ACK)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-        threading.Thread(target=drain, name="sparknet-duplicate", daemon=True).start()
+    def _admit(self, magic: bytes, part: int, conn: socket.socket):
+        """(reply count, holder or None, rerun?) for a valid hello; under the lock."""
+        if magic == _NEEDS_DATA:
+            rerun = part not in self._done and part not in self._requested
+            self._requested.add(part)
+            return 0, None, rerun
+        if part in self._done:
+            return 0, None, False
+        current = self._holders.get(part)
+        if current is not None and (not current.parked or _alive(current.conn)):
+            return _BUSY, None, False  # one connection per partition: refused, not swapped
+        if current is not None:  # that attempt died: its retry takes the partition
+            current.conn.close()
+        holder = self._holders[part] = _Holder(conn)
+        return len(self._weights), holder, False
+
+    def _drop(self, part: int, holder: Optional[_Holder]) -> None:
+        if holder is None:
+            return
+        with self._lock:
+            if self._holders.get(part) is holder:
+                del self._holders[part]
 
 
-def _connect(address):
+# --- the worker's end -------------------------------------------------------
+def _open(ticket: Ticket, deadline: Deadline) -> socket.socket:
+    host, port = ticket.address
+    raw = socket.create_connection((host, port), timeout=deadline.left())
+    if ticket.certificate is None:
+        return raw
+    context = exchange_tls.client_context(ticket.certificate)
     try:
-        return socket.create_connection(tuple(address), timeout=60)
-    except OSError as error:
-        raise TransportError(f"this worker cannot reach the driver's weight exchange at "
-                             f"{address[0]}:{address[1]} ({error}); executors must reach the "
-                             f"driver (spark.driver.host), or train with sync='spark'") from None
+        conn = context.wrap_socket(raw, server_hostname=None, do_handshake_on_connect=False)
+        conn.settimeout(deadline.left())
+        conn.do_handshake()
+        return conn
+    except ssl.SSLCertVerificationError as error:
+        raw.close()
+        raise TransportError(
+            f"the weight exchange at {host}:{port} did not present this run's certificate "
+            f"({error.verify_message}): not the run's driver; no weights sent or taken") \
+            from None
+    except BaseException:
+        raw.close()
+        raise
 
 
-def request_data(address, token: bytes, round_no: int, part: int) -> None:
+def _reply(ticket: Ticket, magic: bytes, part: int):
+    """Connect, say hello, read the driver's count: (connection, count). Retries while
+    the driver is unreachable, overloaded or busy with another attempt, up to
+    CONNECT_S (or the round's deadline, if longer)."""
+    patience = max(CONNECT_S, ticket.deadline_s or 0.0)
+    deadline, pause, last = Deadline(patience), 0.1, None
+    while not deadline.expired():
+        conn = None
+        try:
+            conn = _open(ticket, deadline)
+            conn.sendall(_HELLO.pack(magic, ticket.secret, ticket.round, part))
+            (count,) = _recv_struct(conn, _COUNT, Deadline(min(TRANSFER_S, deadline.left())))
+            if count != _BUSY:
+                return conn, count
+            conn.close()
+            last, pause = "another attempt of this task holds its partition", 1.0
+        except TransportError as error:
+            if conn is None:  # the certificate check: final
+                raise
+            conn.close()
+            last = str(error)
+        except OSError as error:
+            if conn is not None:
+                conn.close()
+            last = f"{type(error).__name__}: {error}"
+        time.sleep(min(pause, max(deadline.end - time.monotonic(), 0)))
+        pause = min(2 * pause, 2.0)
+    host, port = ticket.address
+    raise TransportError(
+        f"this worker got no answer from the driver's weight exchange at {host}:{port} "
+        f"within {patience:.0f} s ({last}); executors must reach the driver at "
+        "spark.driver.host (the exchange listens on spark.driver.bindAddress), or train "
+        "with sync='spark'")
+
+
+def request_data(ticket: Ticket, part: int) -> None:
     """Ask the driver to rerun this round's task of `part` with its data (this worker
     has no solver for it); returns once the driver has taken the request."""
-    with _connect(address) as conn:
-        conn.sendall(_HELLO.pack(_NEEDS_DATA, token, round_no, part))
-        recv_exactly(conn, memoryview(bytearray(1)))
+    conn, _ = _reply(ticket, _NEEDS_DATA, part)
+    conn.close()
 
 
-def worker_exchange(address, token: bytes, round_no: int, part: int, buffer_for, train):
+def worker_exchange(ticket: Ticket, part: int, buffer_for, train):
     """The worker's end of one round.
 
     buffer_for(nbytes) -> a float32 array to receive the weights into (reused);
     train(weights) -> (trained weights to send, anything to return). Returns
     None when the driver already holds this partition's result.
     """
-    with _connect(address) as conn:
-        conn.settimeout(None)
-        conn.sendall(_HELLO.pack(_MAGIC, token, round_no, part))
-        (count,) = _recv_struct(conn, _COUNT)
+    conn, count = _reply(ticket, _MAGIC, part)
+    with conn:
         if count == 0:
             return None
         weights = buffer_for(count)
+        conn.settimeout(TRANSFER_S)
         recv_exactly(conn, memoryview(weights).cast("B"))
         trained, extra = train(weights)
         conn.sendall(_COUNT.pack(trained.nbytes))
         conn.sendall(memoryview(trained).cast("B"))
-        recv_exactly(conn, memoryview(bytearray(1)))
+        # gather() takes results in partition order: this waits for the others
+        recv_exactly(conn, memoryview(bytearray(1)), Deadline(ticket.deadline_s))
         return extra

@@ -15,6 +15,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from ..data.bad_records import BadRecords
+from ..data.minibatches import non_finite_records
 from ..errors import DataError
 from ..proto import caffe_pb2
 from ..weights import WeightCollection
@@ -28,7 +30,9 @@ class _Solver:
 
     net: "object"
     data: object  # what the Net reads: the cached arrays, or a stream's partition
+    next_round: int  # the round this solver trains next; any other finds it stale
     buffer: Optional[np.ndarray] = None
+    used: float = 0.0  # time.monotonic() of its last round
 
     def buffer_for(self, nbytes: int) -> np.ndarray:
         if self.buffer is None or self.buffer.nbytes != nbytes:
@@ -42,6 +46,9 @@ class _Solver:
 
 
 _SOLVERS: dict[tuple[str, int], _Solver] = {}
+# Solvers of other runs idle this long are taken for abandoned (a driver that died
+# before releasing them); live concurrent fits on one SparkSession keep theirs.
+ABANDONED_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,10 @@ def _device_for_task(device: str) -> str:
     return f"gpu:{gpus.addresses[0]}" if gpus and gpus.addresses else "gpu:0"
 
 
-def partition_arrays(index: int, records: Iterable) -> tuple[np.ndarray, np.ndarray]:
-    """Stack a partition's (ndarray, label) records once, naming bad records."""
+def partition_arrays(index: int, records: Iterable,
+                     bad: Optional[BadRecords] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stack a partition's (ndarray, label) records once, naming bad records; records
+    with non-finite numbers are bad data (raised, or skipped and counted by `bad`)."""
     images, labels = [], []
     for i, record in enumerate(records):
         if not (isinstance(record, (tuple, list)) and len(record) == 2):
@@ -78,16 +87,29 @@ def partition_arrays(index: int, records: Iterable) -> tuple[np.ndarray, np.ndar
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         first = images[0].shape
-        bad = next(i for i, im in enumerate(images) if im.shape != first)
-        raise DataError(f"partition {index}, record {bad}: shape {images[bad].shape} differs "
-                        f"from the partition's first record {first}")
-    return np.stack(images), np.asarray(labels)
+        bad_shape = next(i for i, im in enumerate(images) if im.shape != first)
+        raise DataError(f"partition {index}, record {bad_shape}: shape "
+                        f"{images[bad_shape].shape} differs from the partition's first "
+                        f"record {first}")
+    stacked, label_array = np.stack(images), np.asarray(labels)
+    non_finite = non_finite_records(stacked, label_array)
+    if len(non_finite):
+        bad = bad or BadRecords()
+        for i in non_finite:
+            bad.handle(f"partition {index}, record {i}",
+                       DataError("NaN or infinite values (bad data, not a training problem)"))
+        keep = np.ones(len(stacked), bool)
+        keep[non_finite] = False
+        stacked, label_array = stacked[keep], label_array[keep]
+        if not len(stacked):
+            raise DataError(f"partition {index}: every record was skipped as bad")
+    return stacked, label_array
 
 
-def stack_partition(index: int, records: Iterable):
+def stack_partition(index: int, records: Iterable, bad: Optional[BadRecords] = None):
     """A partition of records -> a partition of one (images, labels) pair: what the
     trainer caches, so each round ships one pair of arrays to the Python worker."""
-    yield partition_arrays(index, records)
+    yield partition_arrays(index, records, bad)
 
 
 @dataclass
@@ -101,30 +123,47 @@ class RoundStats:
     skipped: int = 0  # bad records a streamed partition skipped so far
 
 
-def _solver_for(spec: NetSpec, index: int, data, start_iter: int):
+def _kept_solver(key: tuple, round_no: int) -> Optional[_Solver]:
+    """This worker's solver for key if it is current: one that missed a round (its
+    partition ran on another Python worker meanwhile) holds stale momentum and data
+    position, and is dropped."""
+    solver = _SOLVERS.get(key)
+    if solver is not None and solver.next_round != round_no:
+        _SOLVERS.pop(key).net.close()
+        return None
+    return solver
+
+
+def _drop_abandoned(run_id: str) -> None:
+    now = time.monotonic()
+    for other in [k for k, s in _SOLVERS.items()
+                  if k[0] != run_id and now - s.used > ABANDONED_S]:
+        _SOLVERS.pop(other).net.close()
+
+
+def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int):
     """The partition's solver, built from `data` when this worker has none (None, False
     when it has none and no data came with the task)."""
     from ..net import Net
 
     key = (spec.run_id, index)
-    solver = _SOLVERS.get(key)
+    solver = _kept_solver(key, round_no)
     if solver is not None:
         return solver, False
     if data is None:
         return None, False
-    for other in [k for k in _SOLVERS if k[0] != spec.run_id]:
-        _SOLVERS.pop(other).net.close()  # a finished run's solvers
+    _drop_abandoned(spec.run_id)
     net = Net(caffe_pb2.NetParameter.FromString(spec.net),
               caffe_pb2.SolverParameter.FromString(spec.solver),
               device=_device_for_task(spec.device),
               seed=None if spec.seed is None else spec.seed + index)
     net.set_training_data(data)
     net.iteration = start_iter  # the learning-rate schedule goes on
-    solver = _SOLVERS[key] = _Solver(net, data)
+    solver = _SOLVERS[key] = _Solver(net, data, round_no)
     return solver, True
 
 
-def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: int,
+def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
                 weights_bc=None, exchange=None, stream_bc=None):
     """One worker's round: set the round's weights, train tau steps, send weights back.
 
@@ -132,7 +171,7 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
     task carries it: rounds normally run data-free, on the solver this worker
     kept - or with `stream_bc` (a broadcast StreamSource) the partition the
     worker reads from its source. The weights come and go over the driver's
-    WeightExchange when `exchange` (address, token, round) is given, else by
+    WeightExchange when `exchange` (its transport.Ticket) is given, else by
     Spark broadcast and task result (yielding (stats, weights)).
     """
     spec = spec_bc.value
@@ -145,9 +184,9 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
         raise DataError(f"partition {index} holds {len(items)} items, expected 1")
     else:
         data = items[0] if items else None
-    solver, rebuilt = _solver_for(spec, index, data, start_iter)
+    solver, rebuilt = _solver_for(spec, index, data, round_no, round_no * tau)
     if solver is None:  # a data-free task where this worker has no solver
-        request_data(*exchange, index)  # the driver reruns this partition with its data
+        request_data(exchange, index)  # the driver reruns this partition with its data
         yield RoundStats(index)
         return
     net = solver.net
@@ -157,6 +196,7 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
         tic = time.perf_counter()
         outputs = net.train(tau)
         compute_s = time.perf_counter() - tic
+        solver.next_round, solver.used = round_no + 1, time.monotonic()
         trained = net.get_weights(None if out is None else WeightCollection(net.layout, out))
         return trained.flat, RoundStats(index, outputs, compute_s, rebuilt, solver.skipped())
 
@@ -164,9 +204,7 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, start_iter: in
         trained, stats = train(weights_bc.value, None)
         yield stats, trained
         return
-    address, token, round_no = exchange
-    stats = worker_exchange(address, token, round_no, index, solver.buffer_for,
-                            lambda flat: train(flat, flat))
+    stats = worker_exchange(exchange, index, solver.buffer_for, lambda flat: train(flat, flat))
     yield stats if stats is not None else RoundStats(index, rebuilt=rebuilt)
 
 

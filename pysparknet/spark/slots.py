@@ -1,0 +1,65 @@
+"""What a fit needs of the cluster, checked before any work: K tasks at once, each
+partition always on the same Python worker.
+
+A round's K tasks wait for each other (the driver gathers them in partition
+order), so a cluster that cannot run K at once deadlocks as soon as a task
+waits for a slot held by a finished one. In local mode every task runs in one
+executor whose pool of Python workers hands partitions to whichever worker is
+idle, so a partition's solver (momentum, data position) is not where its next
+task runs.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from ..errors import ClusterError
+
+_LOG = logging.getLogger("pysparknet")
+
+
+def check_master(master: str, num_workers: int) -> None:
+    """local[N>1] cannot keep K>1 solvers apart: refuse it with the way out."""
+    match = re.fullmatch(r"local\[(\d+|\*)(?:,\s*\d+)?\]", master.strip())
+    if num_workers > 1 and match and (match.group(1) == "*" or int(match.group(1)) > 1):
+        raise ClusterError(
+            f"master {master!r}: in local mode one executor runs every task and its Python "
+            "workers swap partitions between rounds, so solvers are rebuilt or stale and "
+            f"seeded runs are not reproducible. Use local-cluster[{num_workers},1,2048] "
+            f"({num_workers} executor processes of one core each), a cluster master, or "
+            "num_workers=1")
+
+
+def concurrent_slots(sc) -> int:
+    """Tasks the cluster can run at once now (Spark's own count, all executors)."""
+    jsc = sc._jsc.sc()
+    profile = jsc.resourceProfileManager().defaultResourceProfile()
+    return int(jsc.maxNumConcurrentTasks(profile))
+
+
+def executor_count(sc) -> int:
+    return max(len(sc._jsc.sc().statusTracker().getExecutorInfos()) - 1, 0)  # less the driver
+
+
+def wait_for_slots(sc, needed: int, timeout_s: float) -> int:
+    """Wait (executors register after the session starts) until `needed` tasks can run
+    at once; ClusterError after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        slots = concurrent_slots(sc)
+        if slots >= needed:
+            break
+        if time.monotonic() >= deadline:
+            raise ClusterError(
+                f"the cluster runs {slots} task(s) at once; SparkNet with num_workers={needed} "
+                f"needs {needed} at once (a round's tasks wait for each other). Add executors "
+                "or cores (spark.executor.instances, spark.cores.max), or lower num_workers")
+        time.sleep(0.25)
+    executors = executor_count(sc)
+    if needed > 1 and executors and slots > executors:
+        _LOG.warning("executors run %d task slots between %d executors: partitions can move "
+                     "between an executor's Python workers, rebuilding their solvers; set "
+                     "spark.executor.cores=1 (or spark.task.cpus to the executor's cores) for "
+                     "reproducible runs", slots, executors)
+    return slots
