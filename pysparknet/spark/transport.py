@@ -394,6 +394,13 @@ def _open(ticket: Ticket, deadline: Deadline) -> socket.socket:
             f"the weight exchange at {host}:{port} did not present this run's certificate "
             f"({error.verify_message}): not the run's driver; no weights sent or taken") \
             from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        raw.close()
+        raise  # closed by the driver mid-handshake (overloaded): the caller retries
+    except ssl.SSLError as error:
+        raw.close()
+        raise TransportError(f"{host}:{port} does not speak the exchange's TLS ({error}): "
+                             "not the run's driver; no weights sent or taken") from None
     except BaseException:
         raw.close()
         raise
@@ -416,7 +423,7 @@ def _reply(ticket: Ticket, magic: bytes, part: int):
             conn.close()
             last, pause = "another attempt of this task holds its partition", 1.0
         except TransportError as error:
-            if conn is None:  # the certificate check: final
+            if conn is None:  # the driver's identity: final
                 raise
             conn.close()
             last = str(error)
