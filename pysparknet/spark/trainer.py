@@ -108,7 +108,7 @@ class SparkNetTrainer:
     def __init__(self, spark, net_params: Source, solver_params: Source, num_workers: int = 2,
                  tau: int = 50, device: str = "cpu", seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
-                 slots_timeout: float = 20.0):
+                 slots_timeout: float = 15.0):
         """sync: 'socket' (the weights over the driver's TLS exchange) or 'spark'
         (broadcast + task results). tls=False: the exchange in clear, for trusted
         networks only. round_timeout: seconds a round's results may take before the
