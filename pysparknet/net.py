@@ -345,12 +345,14 @@ class _atomic_path:
         return self.tmp
 
     def __exit__(self, exc_type, *_):
-        if exc_type is None:
-            fsync_path(self.tmp)  # the bytes are on disk before the name points at them
-            os.replace(self.tmp, self.path)
-            fsync_path(self.path.parent)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        try:
+            if exc_type is None:
+                fsync_path(self.tmp)  # the bytes are on disk before the name points at them
+                os.replace(self.tmp, self.path)
+                fsync_path(self.path.parent)
+        finally:
+            if os.path.exists(self.tmp):  # the write or the rename failed
+                os.unlink(self.tmp)
 
 
 def fsync_path(path: Union[str, os.PathLike]) -> None:

@@ -129,6 +129,20 @@ def test_no_data_and_one_shot_data(tiny_data):
     still_works(tiny_data)
 
 
+def test_non_finite_input_is_bad_data_naming_the_record(tiny_data):
+    images, labels = tiny_data
+    images = images.copy()
+    images[13, 0, 2, 1] = np.nan
+    net = Net(TINY_NET, TINY_SOLVER)
+    with pytest.raises(DataError, match="record 13 holds NaN or infinite values"):
+        net.set_training_data((images, labels))
+    images[13, 0, 2, 1], images[42, 0, 0, 0] = 0.0, -np.inf
+    net.set_training_data([(im, lab) for im, lab in zip(images, labels)])  # records
+    with pytest.raises(DataError, match="record 42 holds NaN or infinite values"):
+        net.train(8)
+    still_works(tiny_data)
+
+
 def test_shape_mismatch_inside_caffe(tiny_data):
     """A CHECK in a layer's Reshape (Eltwise of blobs of different shapes)."""
     bad = TINY_NET + """
