@@ -14,13 +14,17 @@ For flat weight vectors of LeNet's, GoogLeNet's and AlexNet's sizes (0.43M, 7M,
   each sends them back, all K at once (one thread per peer); best of --repeat.
 - Empty round: a round of the same trainer on a net of 80 floats: the fixed
   cost per round (Spark's job and task launch), for each sync path.
+- `socket` is TLS 1.3 (the default); `socket-plain` is the same exchange with
+  tls=False: `--paths socket,socket-plain` measures what TLS costs, and prints
+  the ratio of the two sync times per size.
 
 Effective bandwidth = 2 x K x bytes / time (to and from every worker); the
 "beyond fixed" column divides by the sync time less the empty round's (shown
 only where the sync takes over twice the fixed cost; below that the difference
 is within the fixed cost's round-to-round noise).
 
-    python bench/bench_sync.py [--workers 2] [--rounds 5]
+    python bench/bench_sync.py [--workers 2] [--rounds 5] [--paths socket,socket-plain,spark]
+                               [--sizes LeNet,GoogLeNet,AlexNet]
 """
 from __future__ import annotations
 
@@ -87,9 +91,10 @@ def raw_loopback(n_bytes: int, workers: int, repeat: int) -> float:
     return best
 
 
-def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int, sync: str) -> list[dict]:
+def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int, path: str) -> list[dict]:
+    sync, tls = ("socket", False) if path == "socket-plain" else (path, True)
     trainer = SparkNetTrainer(spark, sized_net(n_floats), SOLVER, num_workers=workers, tau=1,
-                              seed=1, sync=sync)
+                              seed=1, sync=sync, tls=tls)
     result = trainer.fit(sized_records(spark.sparkContext, workers), rounds=rounds,
                          progress=False)
     trainer.driver_net.close()
@@ -103,18 +108,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="rounds per size (first dropped)")
     parser.add_argument("--repeat", type=int, default=5, help="raw transfers per size")
     parser.add_argument("--executor-memory", type=int, default=3072, help="MB per executor")
+    parser.add_argument("--paths", default="socket,socket-plain,spark",
+                        help="sync paths: socket (TLS), socket-plain (tls=False), spark")
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"of {list(SIZES)}")
     args = parser.parse_args()
     mb = args.executor_memory
     spark = local_spark(f"local-cluster[{args.workers},1,{mb}]",
                         conf={"spark.executor.memory": f"{mb}m", "spark.driver.memory": "4g",
                               "spark.driver.maxResultSize": "4g"})
-    syncs = ("socket", "spark")
+    syncs = tuple(args.paths.split(","))
+    sizes = {name: SIZES[name] for name in args.sizes.split(",")}
     rows, empty = [], {}
     try:
         for sync in syncs:
             history = sparknet_rounds(spark, 80, args.workers, args.rounds + 4, sync)
             empty[sync] = statistics.median(r["sync_s"] for r in history)
-        for name, n_floats in SIZES.items():
+        for name, n_floats in sizes.items():
             raw = raw_loopback(4 * n_floats, args.workers, args.repeat)
             for sync in syncs:
                 history = sparknet_rounds(spark, n_floats, args.workers, args.rounds, sync)
@@ -140,6 +149,12 @@ def main() -> None:
         print(f"| {name} | {n_floats:,} | {sync} | {took * 1e3:.0f} | {raw * 1e3:.1f} | "
               f"{raw / took:.3f} | {moved / took:.2f} | {beyond_text} |")
     print()
+    if "socket" in syncs and "socket-plain" in syncs:
+        took = {(name, sync): t for name, _, sync, t, _ in rows}
+        for name in sizes:
+            tls, plain = took[(name, "socket")], took[(name, "socket-plain")]
+            print(f"TLS cost at {name}: sync {tls * 1e3:.0f} ms with TLS / {plain * 1e3:.0f} ms "
+                  f"without = {tls / plain:.3f}")
     for sync in syncs:
         print(f"empty round (80 floats, tau=1), sync={sync}: {empty[sync] * 1e3:.0f} ms outside "
               f"the workers' training (median of {args.rounds + 3} rounds)")
