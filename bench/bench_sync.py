@@ -38,13 +38,17 @@ import time
 
 from sized_net import SIZES, SOLVER, sized_net, sized_records
 
-from pysparknet.spark import SparkNetTrainer, local_spark
+from pysparknet.spark import SparkNetTrainer, exchange_tls, local_spark
 
 PEER = r"""
 import socket, sys
-n, port = int(sys.argv[1]), int(sys.argv[2])
+n, port, pem = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 buf = bytearray(n)
-with socket.create_connection(("127.0.0.1", port)) as s:
+s = socket.create_connection(("127.0.0.1", port))
+if pem != "-":  # TLS, as a worker of the exchange does it
+    from pysparknet.spark.exchange_tls import client_context
+    s = client_context(pem.encode()).wrap_socket(s, server_hostname=None)
+with s:
     while True:
         view, got = memoryview(buf), 0
         while got < n:
@@ -56,13 +60,19 @@ with socket.create_connection(("127.0.0.1", port)) as s:
 """
 
 
-def raw_loopback(n_bytes: int, workers: int, repeat: int) -> float:
-    """Best time to send n_bytes to each of `workers` processes and get them back."""
+def raw_loopback(n_bytes: int, workers: int, repeat: int, tls: bool = False) -> float:
+    """Best time to send n_bytes to each of `workers` processes and get them back
+    (tls: over TLS 1.3 with the exchange's own contexts, a fresh certificate)."""
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
-    peers = [subprocess.Popen([sys.executable, "-c", PEER, str(n_bytes), str(port)])
+    credentials = exchange_tls.generate("127.0.0.1") if tls else None
+    pem = credentials.certificate.decode() if tls else "-"
+    peers = [subprocess.Popen([sys.executable, "-c", PEER, str(n_bytes), str(port), pem])
              for _ in range(workers)]
     conns = [server.accept()[0] for _ in range(workers)]
+    if tls:
+        context = exchange_tls.server_context(credentials)
+        conns = [context.wrap_socket(conn, server_side=True) for conn in conns]
     payload = bytearray(n_bytes)
     replies = [bytearray(n_bytes) for _ in range(workers)]
 
@@ -118,13 +128,15 @@ def main() -> None:
                               "spark.driver.maxResultSize": "4g"})
     syncs = tuple(args.paths.split(","))
     sizes = {name: SIZES[name] for name in args.sizes.split(",")}
-    rows, empty = [], {}
+    rows, empty, raw_tls = [], {}, {}
     try:
         for sync in syncs:
             history = sparknet_rounds(spark, 80, args.workers, args.rounds + 4, sync)
             empty[sync] = statistics.median(r["sync_s"] for r in history)
         for name, n_floats in sizes.items():
             raw = raw_loopback(4 * n_floats, args.workers, args.repeat)
+            if "socket" in syncs:
+                raw_tls[name] = raw_loopback(4 * n_floats, args.workers, args.repeat, tls=True)
             for sync in syncs:
                 history = sparknet_rounds(spark, n_floats, args.workers, args.rounds, sync)
                 took = statistics.median(r["sync_s"] for r in history)
@@ -154,7 +166,8 @@ def main() -> None:
         for name in sizes:
             tls, plain = took[(name, "socket")], took[(name, "socket-plain")]
             print(f"TLS cost at {name}: sync {tls * 1e3:.0f} ms with TLS / {plain * 1e3:.0f} ms "
-                  f"without = {tls / plain:.3f}")
+                  f"without = {tls / plain:.3f}; raw loopback TLS {raw_tls[name] * 1e3:.1f} ms "
+                  f"(raw TLS / sync with TLS = {raw_tls[name] / tls:.3f})")
     for sync in syncs:
         print(f"empty round (80 floats, tau=1), sync={sync}: {empty[sync] * 1e3:.0f} ms outside "
               f"the workers' training (median of {args.rounds + 3} rounds)")

@@ -168,6 +168,7 @@ class WeightExchange:
         self._aborted = False
         self._closed = False
         self._receive: Optional[np.ndarray] = None  # reused across rounds: no page faults
+        self._first_error: Optional[BaseException] = None  # partition 0's reader
         threading.Thread(target=self._accept, name="sparknet-weights", daemon=True).start()
 
     # --- driver API ---------------------------------------------------------
@@ -188,18 +189,45 @@ class WeightExchange:
 
     def gather(self, partitions: int, size: int, deadline_s: Optional[float] = None):
         """Sum of the partitions' weight vectors, added in partition order; raises
-        RoundTimeoutError when they are not all in within deadline_s."""
+        RoundTimeoutError when they are not all in within deadline_s.
+
+        Partitions 0 and 1 are read at once (into the sum and the receive buffer:
+        no extra copy), so their streams - and, over TLS, their decryption - run
+        side by side; later ones are read in turn and added.
+        """
         deadline = Deadline(deadline_s)
         total = np.empty(size, np.float32)
         if self._receive is None or self._receive.size != size:
             self._receive = np.empty(size, np.float32)
-        for part in range(partitions):
-            target = total if part == 0 else self._receive
+        first = threading.Thread(target=self._read_into, args=(0, total, deadline),
+                                 name="sparknet-gather-0", daemon=True)
+        first.start()
+        try:
+            for part in range(1, partitions):
+                self._read_into(part, self._receive, deadline)
+                if part == 1:
+                    first.join()
+                    self._raise_first_error()
+                total += self._receive
+        finally:
+            first.join()
+        self._raise_first_error()
+        return total
+
+    def _read_into(self, part: int, target: np.ndarray, deadline: Deadline) -> None:
+        try:
             while not self._read_result(part, target, deadline):
                 pass  # that attempt broke off; its retry sends again
-            if part:
-                total += self._receive
-        return total
+        except BaseException as error:  # noqa: BLE001 - raised by gather()
+            if part != 0:
+                raise
+            self._first_error = error
+            self.abort()  # wake the other reader
+
+    def _raise_first_error(self) -> None:
+        error, self._first_error = self._first_error, None
+        if error is not None:
+            raise error
 
     def abort(self) -> None:
         """The round failed: wake gather() and drop every pending connection."""
