@@ -75,10 +75,15 @@ class _PhaseState:
 
 
 class Net:
-    """A Caffe net with its solver (or a test-only net), fed from Python."""
+    """A Caffe net with its solver (or a test-only net), fed from Python.
+
+    net_params: a NetParameter, prototxt text or path, a NetParams, or a
+    zoo.ZooModel, which brings its solver when solver_params is not given."""
 
     def __init__(self, net_params: Source, solver_params: Optional[Source] = None,
                  device: Union[str, int] = "cpu", seed: Optional[int] = None):
+        if solver_params is None:  # a zoo model brings its own solver
+            solver_params = getattr(net_params, "solver", None)
         net_param = with_feed_layers(parse_net(net_params))
         self._phases = {TRAIN: _PhaseState(phase_feed(net_param, caffe_pb2.TRAIN)),
                         TEST: _PhaseState(phase_feed(net_param, caffe_pb2.TEST))}

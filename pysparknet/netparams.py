@@ -25,6 +25,18 @@ from .prototxt import to_text
 
 Max, Ave = "MAX", "AVE"
 ReLU, Sigmoid, TanH = "ReLU", "Sigmoid", "TanH"
+# Names as users write them (the constants' names, Caffe's enum names, any case).
+_POOLS = ({"max": Max, "ave": Ave, "average": Ave}, "Max or Ave")
+_ACTIVATIONS = ({"relu": ReLU, "sigmoid": Sigmoid, "tanh": TanH}, "ReLU, Sigmoid or TanH")
+
+
+def _named(value, names: tuple, what: str, layer: "Layer") -> str:
+    table, constants = names
+    found = table.get(value.lower()) if isinstance(value, str) else None
+    if found is None:
+        raise layer._fail(f"{what} must be {constants} (the constants in "
+                          f"pysparknet.netparams, or their names in any case), got {value!r}")
+    return found
 
 Shape = tuple[int, ...]
 
@@ -156,11 +168,10 @@ class PoolLayer(Layer):
 
     def compile(self, shapes):
         (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = self._window(shapes)
-        if self.pool not in (Max, Ave):
-            raise self._fail(f"pool must be Max or Ave, got {self.pool!r}")
+        pool = _named(self.pool, _POOLS, "pool", self)
         proto = self._proto("Pooling")
         param = proto.pooling_param
-        param.pool = getattr(caffe_pb2.PoolingParameter, self.pool)
+        param.pool = getattr(caffe_pb2.PoolingParameter, pool)
         param.kernel_h, param.kernel_w = kh, kw
         param.stride_h, param.stride_w = sh, sw
         if (ph, pw) != (0, 0):
@@ -196,10 +207,7 @@ class ActivationLayer(Layer):
 
     def compile(self, shapes):
         shape = self._one_bottom(shapes)
-        if self.activation not in (ReLU, Sigmoid, TanH):
-            raise self._fail(f"activation must be ReLU, Sigmoid or TanH, got "
-                             f"{self.activation!r}")
-        return self._proto(self.activation), shape
+        return self._proto(_named(self.activation, _ACTIVATIONS, "activation", self)), shape
 
 
 @dataclass

@@ -22,10 +22,14 @@ def _looks_like_text(source: str) -> bool:
 def parse(source: Source, message_type: type[M]) -> M:
     """A copy of `source` as `message_type`: a message, prototxt text, or a file path.
 
-    Objects that carry their message as `.proto` (NetParams) count as that message.
+    Objects that carry their message as `.proto` (NetParams), `.net` or `.solver`
+    (a zoo.ZooModel) count as that message.
     """
-    if isinstance(getattr(source, "proto", None), message_type):
-        source = source.proto
+    for attribute in ("proto", "net", "solver"):
+        carried = getattr(source, attribute, None)
+        if isinstance(carried, message_type):
+            source = carried
+            break
     if isinstance(source, message_type):
         copy = message_type()
         copy.CopyFrom(source)

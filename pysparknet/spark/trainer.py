@@ -105,7 +105,8 @@ class _Run:
 class SparkNetTrainer:
     """Data-parallel training of a Caffe net on Spark, as SparkNet does it."""
 
-    def __init__(self, spark, net_params: Source, solver_params: Source, num_workers: int = 2,
+    def __init__(self, spark, net_params: Source, solver_params: Optional[Source] = None,
+                 num_workers: int = 2,
                  tau: int = 50, device: str = "cpu", seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
                  slots_timeout: float = 15.0):
@@ -121,6 +122,11 @@ class SparkNetTrainer:
             raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
         self.spark = spark
         self.sc = spark.sparkContext
+        if solver_params is None:  # a zoo model brings its own
+            solver_params = getattr(net_params, "solver", None)
+        if solver_params is None:
+            raise ValueError("SparkNetTrainer needs solver_params (or a zoo model, which "
+                             "brings its own)")
         self.net_param = parse_net(net_params)
         self.solver_param = parse_solver(solver_params)
         if sync not in ("socket", "spark"):
