@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import warnings
 
 from ..errors import ClusterError
 
@@ -63,3 +64,21 @@ def wait_for_slots(sc, needed: int, timeout_s: float) -> int:
                      "spark.executor.cores=1 (or spark.task.cpus to the executor's cores) for "
                      "reproducible runs", slots, executors)
     return slots
+
+
+def check_gpu_assignment(conf, on_unassigned_gpu: str) -> None:
+    """device='gpu' without GPUs in Spark's task resources: every worker would take
+    gpu:0 (all on one card, or none at all); warn, or fail as asked."""
+    try:
+        per_task = float(conf.get("spark.task.resource.gpu.amount", "0") or 0)
+    except ValueError:
+        per_task = 0.0
+    if per_task > 0:
+        return
+    message = ("device='gpu' but spark.task.resource.gpu.amount is not set: Spark assigns "
+               "no GPU to the tasks, so every worker uses gpu:0. Set it (with "
+               "spark.executor.resource.gpu.amount and a discovery script), or pass "
+               "device='gpu:N'")
+    if on_unassigned_gpu == "error":
+        raise ClusterError(message)
+    warnings.warn(message, stacklevel=3)

@@ -29,13 +29,14 @@ from ..errors import DataError, RoundTimeoutError, SparkNetError
 from ..net import Net, TRAIN
 from ..prototxt import Source, parse_net, parse_solver
 from ..weights import WeightCollection
-from . import checkpoint, exchange_tls, slots
+from . import checkpoint, exchange_tls, executors, slots
 from .failures import worker_failure
 from .loop import FitLoop
 from .results import collect_stream
 from .socket_round import Gathering, Reruns
 from .transport import WeightExchange
-from .worker import NetSpec, release, stack_partition, train_round
+from .array_source import array_partitions, check_parallelized_size, is_arrays
+from .worker import NetSpec, check_slice, release, stack_partition, train_round
 
 
 _LOG = logging.getLogger("pysparknet")
@@ -83,12 +84,13 @@ class _TrainingSet:
     count: int  # records
     stream: object = None  # the broadcast StreamSource, when streamed
     solvers_built: bool = False  # after the first round: rounds may run data-free
+    slices: list = field(default_factory=list)  # broadcast array slices behind with_data
 
     def unpersist(self) -> None:
         self.with_data.unpersist()
         self.data_free.unpersist()
-        if self.stream is not None:
-            self.stream.unpersist()
+        for broadcast in self.slices + ([self.stream] if self.stream is not None else []):
+            broadcast.unpersist()
 
 
 @dataclass
@@ -109,13 +111,15 @@ class SparkNetTrainer:
                  num_workers: int = 2,
                  tau: int = 50, device: str = "cpu", seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
-                 slots_timeout: float = 15.0):
+                 slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn"):
         """sync: 'socket' (the weights over the driver's TLS exchange) or 'spark'
         (broadcast + task results). tls=False: the exchange in clear, for trusted
         networks only. round_timeout: seconds a round's results may take before the
         fit fails (default: 10x the slowest recent round, at least 300 s; an hour for
         the first). slots_timeout: how long fit() waits for the cluster to offer
-        num_workers task slots at once before failing."""
+        num_workers task slots at once before failing. on_unassigned_gpu: with
+        device='gpu' and no GPU in Spark's task resources, 'warn' (each worker
+        uses gpu:0) or 'error'."""
         if not isinstance(tau, int) or tau <= 0:
             raise ValueError(f"tau must be a positive number of iterations, got {tau!r}")
         if not isinstance(num_workers, int) or num_workers <= 0:
@@ -133,6 +137,10 @@ class SparkNetTrainer:
             raise ValueError(f"sync must be 'socket' (direct TCP to the driver) or 'spark' "
                              f"(broadcast + task results), got {sync!r}")
         slots.check_master(self.sc.master, num_workers)
+        if on_unassigned_gpu not in ("warn", "error"):
+            raise ValueError(f"on_unassigned_gpu must be 'warn' or 'error', got "
+                             f"{on_unassigned_gpu!r}")
+        self.on_unassigned_gpu = on_unassigned_gpu
         self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
         self.sync, self.tls = sync, tls
         self.round_timeout, self.slots_timeout = round_timeout, slots_timeout
@@ -155,6 +163,25 @@ class SparkNetTrainer:
         if bad is None:  # records as they are: non-finite numbers are their bad data
             bad = BadRecords(on_bad_record, self.sc.accumulator(0)
                              if on_bad_record == "skip" else None)
+        slices = []
+        if is_arrays(train_data):  # a broadcast slice per worker, no records pickled
+            arrays, slices = array_partitions(self.sc, *train_data, self.num_workers)
+            stacked = arrays.mapPartitionsWithIndex(partial(check_slice, bad=bad)).cache()
+        else:
+            stacked = self._stacked_records(train_data, bad)
+        try:  # materialises the cache and checks every record's shape
+            count = stacked.map(lambda arrays: len(arrays[1])).sum()
+        except Exception as error:  # noqa: BLE001
+            stacked.unpersist()
+            for broadcast in slices:
+                broadcast.unpersist()
+            raise worker_failure(error) from error
+        bad.report("training data")
+        return _TrainingSet(stacked, _data_free(stacked), count, slices=slices)
+
+    def _stacked_records(self, train_data, bad):
+        """An RDD of records -> cached partitions of one (images, labels) pair each."""
+        check_parallelized_size(train_data)
         if train_data.getNumPartitions() != self.num_workers:
             train_data = train_data.repartition(self.num_workers)
         stacked = train_data.mapPartitionsWithIndex(
@@ -164,14 +191,7 @@ class SparkNetTrainer:
             # every task it has, i.e. in every round. The checkpoint files still let
             # a lost executor's partition be read back.
             stacked.checkpoint()
-        try:  # materialises the cache and checks every record's shape
-            count = stacked.map(lambda arrays: len(arrays[1])).sum()
-        except Exception as error:  # noqa: BLE001
-            stacked.unpersist()
-            raise worker_failure(error) from error
-        if bad is not None:
-            bad.report("training data")
-        return _TrainingSet(stacked, _data_free(stacked), count)
+        return stacked
 
     def _streamed(self, source: StreamSource):
         """One task per partition; each worker reads its part from the source itself."""
@@ -205,8 +225,11 @@ class SparkNetTrainer:
             on_bad_record: str = "error") -> FitResult:
         """Train `rounds` rounds (fewer if `until(record)` says so after a round).
 
-        train_data: an RDD of (ndarray, label) records or a DataFrame (image and
-        label columns), cached by the workers as arrays; or a StreamSource
+        train_data: (images, labels) numpy arrays on the driver (each worker
+        fetches one contiguous slice, as a broadcast of its own: the way for data
+        the driver already holds); an RDD of (ndarray, label) records or a
+        DataFrame (image and label columns), cached by the workers as arrays; or
+        a StreamSource
         (data/streams.py) that the workers read from its source on every pass,
         for partitions larger than memory. on_bad_record ('error' or 'skip')
         applies to records with NaN or infinite numbers in an RDD's records
@@ -215,6 +238,9 @@ class SparkNetTrainer:
         if checkpoint_dir is not None:  # before any work: not after round 1's training
             checkpoint.check_writable(Path(checkpoint_dir))
         slots.wait_for_slots(self.sc, self.num_workers, self.slots_timeout)
+        if self.device == "gpu":
+            slots.check_gpu_assignment(self.sc.getConf(), self.on_unassigned_gpu)
+        executors.check_executors(self.sc, self.num_workers)
         train = self._training_set(train_data, on_bad_record)
         try:
             validation = self._validation_arrays(validation_data)
@@ -269,7 +295,7 @@ class SparkNetTrainer:
         run_id = uuid.uuid4().hex
         spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
                                          self.solver_param.SerializeToString(), self.device,
-                                         self.seed))
+                                         self.seed, self.on_unassigned_gpu))
         exchange = None
         if self.sync == "socket":
             bind, advertise = self._exchange_addresses()

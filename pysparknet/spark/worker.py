@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data.bad_records import BadRecords
 from ..data.minibatches import non_finite_records
-from ..errors import DataError
+from ..errors import DataError, NetArgumentError
 from ..proto import caffe_pb2
 from ..weights import WeightCollection
 from .transport import request_data, worker_exchange
@@ -60,16 +60,24 @@ class NetSpec:
     solver: bytes
     device: str
     seed: Optional[int]
+    on_unassigned_gpu: str = "warn"  # device 'gpu' and Spark assigned none: 'warn' | 'error'
 
 
-def _device_for_task(device: str) -> str:
-    """'gpu' means the GPU Spark assigned to this task, when it assigned one."""
+def _device_for_task(device: str, on_unassigned_gpu: str = "warn") -> str:
+    """'gpu' means the GPU Spark assigned to this task; with none assigned, gpu:0
+    (the driver warned at the start of the fit) or an error."""
     if device != "gpu":
         return device
     from pyspark import TaskContext
     context = TaskContext.get()
     gpus = context.resources().get("gpu") if context else None
-    return f"gpu:{gpus.addresses[0]}" if gpus and gpus.addresses else "gpu:0"
+    if gpus and gpus.addresses:
+        return f"gpu:{gpus.addresses[0]}"
+    if on_unassigned_gpu == "error":
+        raise NetArgumentError("device='gpu', but Spark assigned no GPU to this task: set "
+                               "spark.task.resource.gpu.amount (and the executors' GPU "
+                               "resources), or pass device='gpu:N'")
+    return "gpu:0"
 
 
 def partition_arrays(index: int, records: Iterable,
@@ -91,19 +99,31 @@ def partition_arrays(index: int, records: Iterable,
         raise DataError(f"partition {index}, record {bad_shape}: shape "
                         f"{images[bad_shape].shape} differs from the partition's first "
                         f"record {first}")
-    stacked, label_array = np.stack(images), np.asarray(labels)
-    non_finite = non_finite_records(stacked, label_array)
-    if len(non_finite):
-        bad = bad or BadRecords()
-        for i in non_finite:
-            bad.handle(f"partition {index}, record {i}",
-                       DataError("NaN or infinite values (bad data, not a training problem)"))
-        keep = np.ones(len(stacked), bool)
-        keep[non_finite] = False
-        stacked, label_array = stacked[keep], label_array[keep]
-        if not len(stacked):
-            raise DataError(f"partition {index}: every record was skipped as bad")
-    return stacked, label_array
+    return drop_non_finite(index, np.stack(images), np.asarray(labels), bad)
+
+
+def drop_non_finite(index: int, images: np.ndarray, labels: np.ndarray,
+                    bad: Optional[BadRecords] = None) -> tuple[np.ndarray, np.ndarray]:
+    """A partition's arrays less the records holding NaN or an infinity: bad data,
+    raised naming the record, or skipped and counted by `bad`."""
+    non_finite = non_finite_records(images, labels)
+    if not len(non_finite):
+        return images, labels
+    bad = bad or BadRecords()
+    for i in non_finite:
+        bad.handle(f"partition {index}, record {i}",
+                   DataError("NaN or infinite values (bad data, not a training problem)"))
+    keep = np.ones(len(images), bool)
+    keep[non_finite] = False
+    if not keep.any():
+        raise DataError(f"partition {index}: every record was skipped as bad")
+    return images[keep], labels[keep]
+
+
+def check_slice(index: int, pairs: Iterable, bad: Optional[BadRecords] = None):
+    """A partition of one (images, labels) slice (array_source.py), checked."""
+    for images, labels in pairs:
+        yield drop_non_finite(index, images, labels, bad)
 
 
 def stack_partition(index: int, records: Iterable, bad: Optional[BadRecords] = None):
@@ -155,7 +175,7 @@ def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int)
     _drop_abandoned(spec.run_id)
     net = Net(caffe_pb2.NetParameter.FromString(spec.net),
               caffe_pb2.SolverParameter.FromString(spec.solver),
-              device=_device_for_task(spec.device),
+              device=_device_for_task(spec.device, spec.on_unassigned_gpu),
               seed=None if spec.seed is None else spec.seed + index)
     net.set_training_data(data)
     net.iteration = start_iter  # the learning-rate schedule goes on
