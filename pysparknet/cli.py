@@ -107,54 +107,23 @@ def _load_model(spec: str, batch_size: int, record_shape):
     return net, zoo.load("lenet").solver
 
 
-def _arrays_to_rdd(sc, arrays, partitions: int):
-    images, labels = arrays
-    return sc.parallelize(list(zip(images, labels.tolist())), partitions)
-
-
 def _load_data(spark, spec: str, split: str, args):
-    """Training or test data named on the command line, as an RDD or (images, labels).
+    """The data `--data`/`--test-data` names (pysparknet.data.open_data)."""
+    from .data import UnknownSourceError, open_data
 
-    A built-in dataset name, a folder of MNIST IDX files, a Caffe LMDB, a parquet
-    table (image + label columns), or an image folder (one folder per class).
-    """
-    from .data import (dataframe_records, fashion_mnist, idx_dataset, image_folder_rdd,
-                       image_folder_stream, lmdb_rdd, lmdb_stream)
-    sc = spark.sparkContext
-    size = tuple(args.resize) if args.resize else None
-    path = Path(spec)
-    if spec in ("fashion-mnist", "fashion_mnist"):
-        return fashion_mnist(split)
-    stream = args.stream and split == "train"
-    if (path / "data.mdb").exists():
-        if stream:
-            return lmdb_stream(path, args.workers, on_bad_record=args.on_bad_record)
-        return lmdb_rdd(sc, path, args.workers, on_bad_record=args.on_bad_record)
-    is_parquet = spec.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
-    is_idx = path.is_dir() and any(path.glob("*idx3-ubyte*"))  # MNIST's own IDX files
-    if stream and (is_parquet or is_idx or not path.is_dir()):
-        raise SystemExit(f"--stream reads Caffe LMDBs and image folders; {spec!r} is neither")
-    if is_parquet:
-        return dataframe_records(spark.read.parquet(str(path)), args.image_col, args.label_col,
-                                 on_bad_record=args.on_bad_record)
-    if is_idx:
-        return idx_dataset(path, split)
-    if path.is_dir():
-        if stream:
-            data, classes = image_folder_stream(path, args.workers, size=size,
-                                                on_bad_record=args.on_bad_record)
-        else:
-            data, classes = image_folder_rdd(sc, path, size=size, num_partitions=args.workers,
-                                             on_bad_record=args.on_bad_record)
-        print(f"{spec}: {len(classes)} classes ({', '.join(classes[:5])}"
-              f"{', ...' if len(classes) > 5 else ''})", file=sys.stderr)
-        return data
-    raise SystemExit(f"--data {spec!r}: 'fashion-mnist', a folder of MNIST IDX files, a Caffe "
-                     "LMDB, a parquet table, or an image folder (one subfolder per class)")
+    try:
+        return open_data(spark, spec, split, num_partitions=args.workers,
+                         stream=args.stream and split == "train",
+                         size=tuple(args.resize) if args.resize else None,
+                         image_col=args.image_col, label_col=args.label_col,
+                         on_bad_record=args.on_bad_record)
+    except UnknownSourceError as error:
+        raise SystemExit(f"--data {error}") from None
 
 
 def cmd_train(args) -> int:
     """SparkNet: K workers, tau local iterations per round, the mean of their weights."""
+    from .data import has_test_split
     from .spark import SparkNetTrainer, local_spark
 
     net, solver = _load_model(args.model, args.batch_size, args.record_shape)
@@ -163,10 +132,8 @@ def cmd_train(args) -> int:
     master = args.master or f"local-cluster[{args.workers},1,2048]"
     spark = local_spark(master, app_name=f"sparknet train {args.model}")
     try:
-        train = _load_data(spark, args.data, "train", args)
-        if isinstance(train, tuple):
-            train = _arrays_to_rdd(spark.sparkContext, train, args.workers)
-        test_spec = args.test_data or (args.data if _has_test_split(args.data) else None)
+        train = _load_data(spark, args.data, "train", args)  # arrays go to fit as they are
+        test_spec = args.test_data or (args.data if has_test_split(args.data) else None)
         test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
                                   seed=args.seed, sync=args.sync)
@@ -185,13 +152,6 @@ def cmd_train(args) -> int:
           f"{last['round']} rounds in {last['elapsed_s']:.1f} s"
           + (f"; test accuracy {accuracy * 100:.2f}%{tested}" if accuracy is not None else ""))
     return 0
-
-
-def _has_test_split(spec: str) -> bool:
-    """Datasets that carry their own test split (Fashion-MNIST, MNIST IDX folders)."""
-    path = Path(spec)
-    return spec in ("fashion-mnist", "fashion_mnist") or (
-        path.is_dir() and any(path.glob("t10k-images-idx3-ubyte*")))
 
 
 def cmd_plot(args) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import warnings
 import weakref
 from pathlib import Path
@@ -24,6 +23,7 @@ from ._handle import NetHandle
 from .data.minibatches import Minibatches
 from .errors import DataError, FeedError, NetArgumentError
 from .feeds import PhaseFeed, phase_feed, with_feed_layers
+from .files import atomic_path
 from .prototxt import Source, parse_net, parse_solver
 from .proto import caffe_pb2
 from .weights import (BlobSpec, WeightCollection, caffemodel_shapes, layout_differences,
@@ -293,7 +293,7 @@ class Net:
     # --- files --------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the weights as a Caffe .caffemodel, atomically."""
-        with _atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             self._handle.save_caffemodel(tmp)
 
     def load(self, path: Union[str, os.PathLike]) -> None:
@@ -313,7 +313,7 @@ class Net:
                    state_path: Union[str, os.PathLike]) -> None:
         """Write .caffemodel + .solverstate (Caffe's formats), each atomically."""
         self.save(model_path)
-        with _atomic_path(state_path) as tmp:
+        with atomic_path(state_path) as tmp:
             self._handle.save_state(tmp, str(Path(model_path).resolve()))
 
     def restore_state(self, state_path: Union[str, os.PathLike],
@@ -335,35 +335,3 @@ class Net:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _atomic_path:
-    """A temporary path beside `path`, renamed onto it only if the write succeeds."""
-
-    def __init__(self, path: Union[str, os.PathLike]):
-        self.path = Path(path)
-
-    def __enter__(self) -> str:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, *_):
-        try:
-            if exc_type is None:
-                fsync_path(self.tmp)  # the bytes are on disk before the name points at them
-                os.replace(self.tmp, self.path)
-                fsync_path(self.path.parent)
-        finally:
-            if os.path.exists(self.tmp):  # the write or the rename failed
-                os.unlink(self.tmp)
-
-
-def fsync_path(path: Union[str, os.PathLike]) -> None:
-    """fsync a file, or a folder (its entries: renames and new names)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -13,7 +13,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import DataError
+from .. import _native
+
+from ..errors import DataError, SparkNetError
 
 
 def decode_image(data: bytes, color: Optional[bool] = None,
@@ -24,8 +26,6 @@ def decode_image(data: bytes, color: Optional[bool] = None,
     anything else 3; alpha is dropped), as Caffe's Data layer decodes encoded
     Datums. size: (height, width) to resize to, as convert_imageset --resize_*.
     """
-    from .. import _native
-
     data = data if isinstance(data, bytes) else bytes(data)
     if not data:
         raise DataError("cannot decode image (0 bytes)")
@@ -41,7 +41,11 @@ def decode_image(data: bytes, color: Optional[bool] = None,
         if shape[0] == 0 or status != _native.SN_ERR_ARGUMENT:
             break
         out = np.empty(shape[0] * shape[1] * shape[2], np.uint8)
-    raise DataError((_native.sn_last_error() or b"").decode("utf-8", "replace"))
+    try:
+        _native.check(status)
+    except SparkNetError as error:  # whatever the native side says: this image is bad
+        raise DataError(str(error)) from None
+    raise DataError("cannot decode image")  # a size learned twice: never expected
 
 
 def encode_image(image: np.ndarray, format: str = "PNG", quality: int = 95) -> bytes:

@@ -6,13 +6,13 @@ exact below 2^24), so the two tools write the same mean file.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from ..errors import DataError
+from ..files import write_atomically
 from ..proto import caffe_pb2
 
 
@@ -60,10 +60,7 @@ def save_binaryproto(mean: np.ndarray, path) -> None:
         raise DataError(f"a mean is (C, H, W), got shape {mean.shape}")
     blob = caffe_pb2.BlobProto(num=1, channels=mean.shape[0], height=mean.shape[1],
                                width=mean.shape[2], data=mean.ravel())
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(blob.SerializeToString())
-    os.replace(temporary, path)
+    write_atomically(path, blob.SerializeToString())
 
 
 def load_binaryproto(path) -> np.ndarray:

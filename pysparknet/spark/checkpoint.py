@@ -13,14 +13,14 @@ files the previous JSON named are removed: never any other file.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..net import Net, fsync_path
+from ..files import write_atomically
+from ..net import Net
 from ..weights import WeightCollection
 
 MANIFEST = "checkpoint.json"
@@ -52,21 +52,6 @@ def check_writable(directory: Path) -> None:
         raise CheckpointError(f"cannot write checkpoints to {directory}: {error}") from None
 
 
-def _write_json_atomically(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_path(path.parent)
-
-
 def _previous_files(directory: Path) -> list[Path]:
     """The round files the current manifest names (none if it is unreadable)."""
     try:
@@ -83,9 +68,9 @@ def save(directory: Path, net: Net, round_done: int, history: list, meta: dict) 
     previous = _previous_files(directory)
     try:
         net.save_state(model, state)
-        _write_json_atomically(directory / MANIFEST, {
+        write_atomically(directory / MANIFEST, json.dumps({
             "format": FORMAT, "round": round_done, "model": model.name,
-            "solverstate": state.name, "history": history, **meta})
+            "solverstate": state.name, "history": history, **meta}, indent=1))
     except BaseException:
         for written in (model, state):  # no orphans: unless the old manifest names them
             if written not in previous and written.exists():

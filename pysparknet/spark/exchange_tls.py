@@ -19,6 +19,11 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 _LOG = logging.getLogger("pysparknet")
 _WARNED_RPC = False
 
@@ -33,11 +38,6 @@ class RunCredentials:
 
 def generate(host: str) -> RunCredentials:
     """A fresh key and a self-signed certificate naming `host` (valid for 30 days)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pysparknet weight exchange")])
     try:

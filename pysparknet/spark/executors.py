@@ -12,6 +12,9 @@ import uuid
 
 from ..errors import ClusterError
 
+from .. import __version__
+from ..build_info import build_info
+
 _PROBE_SOURCE = '''
 def probe(records):
     import sys
@@ -44,10 +47,7 @@ FIXES = ("executors must run a Python with pysparknet installed (the same versio
 def check_executors(sc, tasks: int, timeout_s: float = 30.0) -> None:
     """One small job (`tasks` tasks): ClusterError naming the executors' Python and
     the fixes if they cannot import pysparknet, or run another build of it."""
-    import pysparknet
-    from ..build_info import build_info
-
-    mine = (pysparknet.__version__, build_info()["key"])
+    mine = (__version__, build_info()["key"])
     answers = _run_probe(sc, tasks, timeout_s)
     for python, version, key, _, error in answers:
         if error is not None:

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from tqdm import tqdm
+
 
 class FitLoop:
     """One fit's round loop: where metrics go, what is due after a round."""
@@ -13,8 +15,6 @@ class FitLoop:
     def __init__(self, rounds: int, validating: bool, validate_every: int, checkpoint_dir,
                  checkpoint_every: int, metrics_path, progress: bool, start: int,
                  history: list):
-        from tqdm import tqdm
-
         self.rounds, self.validating, self.validate_every = rounds, validating, validate_every
         self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
         self.history = history

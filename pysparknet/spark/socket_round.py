@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Optional
 
+from pyspark import InheritableThread  # carries the job group's properties
+
 from .failures import worker_failure
 
 
@@ -46,8 +48,6 @@ class Reruns:
 
     def start(self, part: int) -> None:
         """Called by the exchange (on its thread) when partition `part` asks for data."""
-        from pyspark import InheritableThread  # carries the job group's properties
-
         result: dict = {}
 
         def run():

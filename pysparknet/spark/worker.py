@@ -15,9 +15,12 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from pyspark import TaskContext
+
 from ..data.bad_records import BadRecords
 from ..data.minibatches import non_finite_records
 from ..errors import DataError, NetArgumentError
+from ..net import Net
 from ..proto import caffe_pb2
 from ..weights import WeightCollection
 from .transport import request_data, worker_exchange
@@ -68,7 +71,6 @@ def _device_for_task(device: str, on_unassigned_gpu: str = "warn") -> str:
     (the driver warned at the start of the fit) or an error."""
     if device != "gpu":
         return device
-    from pyspark import TaskContext
     context = TaskContext.get()
     gpus = context.resources().get("gpu") if context else None
     if gpus and gpus.addresses:
@@ -164,8 +166,6 @@ def _drop_abandoned(run_id: str) -> None:
 def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int):
     """The partition's solver, built from `data` when this worker has none (None, False
     when it has none and no data came with the task)."""
-    from ..net import Net
-
     key = (spec.run_id, index)
     solver = _kept_solver(key, round_no)
     if solver is not None:
