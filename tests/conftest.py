@@ -17,6 +17,17 @@ from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import to_text
 
 
+@pytest.fixture(scope="module")
+def spark():
+    """A module's local-cluster: two executor JVMs of one core, the default 1 GB driver
+    (what a new user has), no task retries. Modules that need another one override it."""
+    from pysparknet.spark import local_spark
+
+    session = local_spark("local-cluster[2,1,1024]", conf={"spark.task.maxFailures": "1"})
+    yield session
+    session.stop()
+
+
 @pytest.fixture(scope="session")
 def fmnist_train():
     return fashion_mnist("train")

@@ -13,14 +13,6 @@ from pysparknet.build_info import run_tool
 from pysparknet.data import (dataframe_records, decode_image, encode_image, image_folder_rdd,
                              image_list_rdd, image_mean, lmdb_rdd, load_binaryproto,
                              read_datum_lmdb, save_binaryproto, write_datum_lmdb)
-from pysparknet.spark import local_spark
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = local_spark("local-cluster[2,1,1024]", conf={"spark.task.maxFailures": "1"})
-    yield session
-    session.stop()
 
 
 def test_pysparknet_lmdb_trains_in_caffe_train(tmp_path, spark, fmnist_train, fmnist_test):

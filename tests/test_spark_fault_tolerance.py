@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 
-import pytest
 
 from pysparknet import zoo
 from pysparknet.spark import SparkNetTrainer, local_spark

@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import numpy as np
 import pytest
@@ -12,15 +11,8 @@ import pytest
 from pysparknet import DataError
 from pysparknet.data import (decode_image, encode_image, image_folder_rdd, image_folder_stream,
                              image_list_stream, lmdb_rdd, lmdb_stream, write_datum_lmdb)
-from pysparknet.spark import SparkNetTrainer, local_spark
+from pysparknet.spark import SparkNetTrainer
 from pysparknet.zoo import lenet, lenet_solver
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = local_spark("local-cluster[2,1,1024]", conf={"spark.task.maxFailures": "1"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """LeNet trained through Net on the real Fashion-MNIST."""
 from __future__ import annotations
 
-import numpy as np
 
 from pysparknet import Net, zoo
 

@@ -13,15 +13,7 @@ from pysparknet import DataError, Net, NetArgumentError, zoo
 from pysparknet.errors import ClusterError
 from pysparknet.netparams import (ActivationLayer, ConvLayer, LinearLayer, NetDefinitionError,
                                   NetParams, PoolLayer, RDDLayer, SoftmaxWithLoss)
-from pysparknet.spark import SparkNetTrainer, local_spark
-
-
-@pytest.fixture(scope="module")
-def spark():
-    # The default driver memory (1 GB): what a new user has.
-    session = local_spark("local-cluster[2,1,1024]", conf={"spark.task.maxFailures": "1"})
-    yield session
-    session.stop()
+from pysparknet.spark import SparkNetTrainer
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +93,7 @@ import numpy as np
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.errors import ClusterError
-from pysparknet.spark import SparkNetTrainer, local_spark
+from pysparknet.spark import SparkNetTrainer
 x, y = fashion_mnist("test")
 spark = local_spark("local-cluster[1,1,1024]")
 trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=1, tau=5)
