@@ -2,6 +2,7 @@
 
     DIR/round_000010.caffemodel     the averaged weights after round 10
     DIR/round_000010.solverstate    the driver solver's state (iter = rounds x tau)
+    DIR/round_000010.outer.npy      the outer optimizer's momentum (when it has one)
     DIR/checkpoint.json             written last: round, tau, K, history, file names
 
 Every file is written to a temporary name, fsynced and renamed (and the folder
@@ -19,15 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..files import write_atomically
+import numpy as np
+
+from ..files import atomic_path, write_atomically
 from ..net import Net
 from ..weights import WeightCollection
 
 MANIFEST = "checkpoint.json"
 FORMAT = "pysparknet-checkpoint-1"
-_ROUND_FILE = re.compile(r"round_\d{6,}\.(caffemodel|solverstate)")
+_ROUND_FILE = re.compile(r"round_\d{6,}\.(caffemodel|solverstate|outer\.npy)")
 # what a save leaves behind when it is killed: temporary files of ours
-_OWN_TEMPORARY = re.compile(r"\.(round_\d{6,}\.(caffemodel|solverstate)|checkpoint\.json|write-test)\..+")
+_OWN_TEMPORARY = re.compile(
+    r"\.(round_\d{6,}\.(caffemodel|solverstate|outer\.npy)|checkpoint\.json|write-test)\..+")
 
 
 class CheckpointError(ValueError):
@@ -40,6 +44,7 @@ class Checkpoint:
     weights: WeightCollection
     history: list
     meta: dict
+    outer_state: Optional[np.ndarray] = None
 
 
 def check_writable(directory: Path) -> None:
@@ -61,30 +66,38 @@ def _previous_files(directory: Path) -> list[Path]:
         return []
 
 
-def save(directory: Path, net: Net, round_done: int, history: list, meta: dict) -> None:
+def save(directory: Path, net: Net, round_done: int, history: list, meta: dict,
+         outer_state: Optional[np.ndarray] = None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"round_{round_done:06d}"
     model, state = directory / f"{stem}.caffemodel", directory / f"{stem}.solverstate"
+    outer = directory / f"{stem}.outer.npy"
     previous = _previous_files(directory)
     try:
         net.save_state(model, state)
+        if outer_state is not None:
+            with atomic_path(outer) as tmp, open(tmp, "wb") as f:
+                np.save(f, outer_state)
         write_atomically(directory / MANIFEST, json.dumps({
             "format": FORMAT, "round": round_done, "model": model.name,
-            "solverstate": state.name, "history": history, **meta}, indent=1))
+            "solverstate": state.name, "history": history,
+            "outer_state": outer.name if outer_state is not None else None, **meta}, indent=1))
     except BaseException:
-        for written in (model, state):  # no orphans: unless the old manifest names them
+        for written in (model, state, outer):  # no orphans: unless the old manifest names them
             if written not in previous and written.exists():
                 written.unlink()
         raise
     for old in previous:
-        if old not in (model, state) and old.exists():
+        if old not in (model, state, outer) and old.exists():
             old.unlink()
 
 
-def _named_files(meta: dict, directory: Path) -> tuple[str, str]:
-    """The manifest's model and solverstate names, checked to be round files of this
-    folder (never a path elsewhere)."""
+def _named_files(meta: dict, directory: Path) -> tuple[str, ...]:
+    """The manifest's model, solverstate (and outer state) names, checked to be round
+    files of this folder (never a path elsewhere)."""
     names = (meta.get("model"), meta.get("solverstate"))
+    if meta.get("outer_state") is not None:
+        names += (meta["outer_state"],)
     for name in names:
         if not (isinstance(name, str) and _ROUND_FILE.fullmatch(name)):
             raise CheckpointError(f"{directory / MANIFEST} names {name!r}, not a round file "
@@ -117,6 +130,7 @@ def load(directory: Path, net: Net) -> Optional[Checkpoint]:
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{directory} is not a pysparknet checkpoint directory "
                               f"({manifest.name}: {e})") from None
-    model, state = _named_files(meta, directory)
+    model, state, *outer = _named_files(meta, directory)
     net.restore_state(directory / state, directory / model)
-    return Checkpoint(round_done, net.get_weights(), meta.get("history", []), meta)
+    outer_state = np.load(directory / outer[0]) if outer else None
+    return Checkpoint(round_done, net.get_weights(), meta.get("history", []), meta, outer_state)

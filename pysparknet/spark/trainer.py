@@ -27,6 +27,7 @@ from ..data.spark_sources import dataframe_records
 from ..data.streams import StreamSource
 from ..errors import DataError, RoundTimeoutError, SparkNetError
 from ..net import Net, TRAIN
+from ..outer import OuterOptimizer
 from ..prototxt import Source, parse_net, parse_solver
 from ..weights import WeightCollection
 from . import checkpoint, exchange_tls, executors, slots
@@ -111,7 +112,8 @@ class SparkNetTrainer:
                  num_workers: int = 2,
                  tau: int = 50, device: str = "cpu", seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
-                 slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn"):
+                 slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn",
+                 outer: Union[str, OuterOptimizer] = "plain"):
         """sync: 'socket' (the weights over the driver's TLS exchange) or 'spark'
         (broadcast + task results). tls=False: the exchange in clear, for trusted
         networks only. round_timeout: seconds a round's results may take before the
@@ -119,7 +121,9 @@ class SparkNetTrainer:
         the first). slots_timeout: how long fit() waits for the cluster to offer
         num_workers task slots at once before failing. on_unassigned_gpu: with
         device='gpu' and no GPU in Spark's task resources, 'warn' (each worker
-        uses gpu:0) or 'error'."""
+        uses gpu:0) or 'error'. outer: the driver's step with each round's
+        averaged update - 'plain' (SparkNet's mean), 'bmuf', 'nesterov', or an
+        OuterOptimizer with its settings (pysparknet/outer.py)."""
         if not isinstance(tau, int) or tau <= 0:
             raise ValueError(f"tau must be a positive number of iterations, got {tau!r}")
         if not isinstance(num_workers, int) or num_workers <= 0:
@@ -141,6 +145,7 @@ class SparkNetTrainer:
             raise ValueError(f"on_unassigned_gpu must be 'warn' or 'error', got "
                              f"{on_unassigned_gpu!r}")
         self.on_unassigned_gpu = on_unassigned_gpu
+        self.outer = outer if isinstance(outer, OuterOptimizer) else OuterOptimizer(outer)
         self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
         self.sync, self.tls = sync, tls
         self.round_timeout, self.slots_timeout = round_timeout, slots_timeout
@@ -284,10 +289,17 @@ class SparkNetTrainer:
 
     def _starting_point(self, checkpoint_dir, resume: bool):
         """(weights, history, first round): the driver net's, or the checkpoint's."""
+        self.outer.velocity = None  # a fresh fit has no outer momentum yet
         if checkpoint_dir is not None and resume:
             found = checkpoint.load(Path(checkpoint_dir), self.driver_net)
             if found is not None:
                 self._check_same_run(found.meta)
+                state = found.outer_state
+                if state is not None and state.shape != found.weights.flat.shape:
+                    raise checkpoint.CheckpointError(
+                        f"{checkpoint_dir}: the outer optimizer's state holds {state.size} "
+                        f"floats, the net {found.weights.flat.size}")
+                self.outer.velocity = state
                 return found.weights, found.history, found.round
         return self.driver_net.get_weights(), [], 0
 
@@ -335,10 +347,11 @@ class SparkNetTrainer:
         tic = time.perf_counter()
         job = partial(train_round, spec_bc=run.spec, tau=self.tau, round_no=r,
                       stream_bc=run.train.stream)
+        sent = WeightCollection(weights.layout, self.outer.to_workers(weights.flat))
         if run.exchange is not None:
-            total, results = self._sync_by_socket(r, run, job, weights, loop.history)
+            total, results = self._sync_by_socket(r, run, job, sent, loop.history)
         else:
-            total, results = self._sync_by_spark(run.train.with_data, job, weights)
+            total, results = self._sync_by_spark(run.train.with_data, job, sent)
         losses = [s.outputs.get("loss", float("nan")) for s in results if s.outputs is not None]
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
@@ -354,7 +367,8 @@ class SparkNetTrainer:
                   "elapsed_s": time.perf_counter() - loop.started}
         if run.train.stream is not None:  # streamed sources meet bad records as they train
             self._note_skips(r, record, sum(s.skipped for s in results))
-        return WeightCollection(weights.layout, total), record
+        stepped = self.outer.step(weights.flat, sent.flat, total)
+        return WeightCollection(weights.layout, stepped), record
 
     def _note_skips(self, r: int, record: dict, skipped: int) -> None:
         record["skipped_records"] = skipped
@@ -435,7 +449,8 @@ class SparkNetTrainer:
         self.driver_net.set_weights(weights)
         self.driver_net.iteration = round_done * self.tau
         checkpoint.save(Path(directory), self.driver_net, round_done, history,
-                        {"tau": self.tau, "num_workers": self.num_workers})
+                        {"tau": self.tau, "num_workers": self.num_workers,
+                         "outer": self.outer.config()}, outer_state=self.outer.velocity)
 
     def _exchange_addresses(self) -> tuple[str, str]:
         """(listen on, advertise) as Spark's driver does: spark.driver.bindAddress
@@ -449,6 +464,10 @@ class SparkNetTrainer:
             raise ValueError(f"the checkpoint was written with tau={meta.get('tau')}, "
                              f"K={meta.get('num_workers')}; this trainer has tau={self.tau}, "
                              f"K={self.num_workers}")
+        written = meta.get("outer", OuterOptimizer().config())  # before outer optimizers
+        if written != self.outer.config():
+            raise ValueError(f"the checkpoint was written with the outer optimizer "
+                             f"{written}; this trainer has {self.outer.config()}")
 
     def _release(self, run: _Run) -> None:
         """Best effort: free the run's solvers. Over the data-free partitions, whose
