@@ -8,6 +8,11 @@ model averaging are measured. Tests on all 10,000 Fashion-MNIST test images
 every --test-every iterations (per worker).
 
     python bench/sweep_lr_tau.py --lr 0.01 0.02 0.04 --tau 50 100 [--workers 2] [--batch 64]
+        [--outer plain bmuf nesterov] [--outer-momentum 0.875] [--outer-lr 1.0] [--no-single]
+
+--outer runs the averaged workers with each outer optimizer (pysparknet/outer.py:
+the driver's step with the round's averaged update; the kind's defaults unless
+--outer-momentum / --outer-lr say otherwise).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import math
 
 from pysparknet import Net, WeightCollection, zoo
 from pysparknet.data import fashion_mnist
+from pysparknet.outer import OuterOptimizer
 
 
 def solver(base_lr):
@@ -24,8 +30,10 @@ def solver(base_lr):
     return params
 
 
-def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, test, batch):
+def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, test, batch,
+                  outer=None):
     """The first tested iteration at or above target, with its accuracy (or None)."""
+    outer = outer or OuterOptimizer()
     x, y = train
     n = len(x) // workers
     nets = []
@@ -37,11 +45,13 @@ def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, 
     weights, done = nets[0].get_weights(), 0
     while done < iterations:
         trained = []
+        sent = WeightCollection(weights.layout, outer.to_workers(weights.flat))
         for net in nets:
-            net.set_weights(weights)
+            net.set_weights(sent)
             net.train(tau)
             trained.append(net.get_weights())
-        weights = WeightCollection.mean(trained)
+        mean = WeightCollection.mean(trained)
+        weights = WeightCollection(weights.layout, outer.step(weights.flat, sent.flat, mean.flat))
         done += tau
         if done % test_every == 0:
             nets[0].set_weights(weights)
@@ -63,27 +73,38 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.895)
     parser.add_argument("--test-every", type=int, default=200)
     parser.add_argument("--iterations", type=int, default=5000)
+    parser.add_argument("--outer", nargs="+", default=["plain"], help="outer optimizers")
+    parser.add_argument("--outer-momentum", type=float, nargs="+", default=[None])
+    parser.add_argument("--outer-lr", type=float, nargs="+", default=[None])
+    parser.add_argument("--no-single", action="store_true", help="skip the one-Net rows")
     args = parser.parse_args()
     train, test = fashion_mnist("train"), fashion_mnist("test")
     print(f"minibatch {args.batch} per net\n")
-    print(f"| run | base_lr | tau | iterations (per worker) to {args.target:.1%} | "
+    print(f"| run | outer | base_lr | tau | iterations (per worker) to {args.target:.1%} | "
           "accuracy then |")
-    print("|---|---:|---:|---:|---:|")
-    runs = [(1, lr, args.test_every) for lr in args.lr] + \
-           [(args.workers, lr, tau) for lr in args.lr for tau in args.tau]
-    for workers, lr, tau in runs:
+    print("|---|---|---:|---:|---:|---:|")
+    outers = [OuterOptimizer(kind, mu, lr) for kind in args.outer
+              for mu in (args.outer_momentum if kind != "plain" else [None])
+              for lr in (args.outer_lr if kind != "plain" else [None])]
+    runs = [] if args.no_single else [(1, lr, args.test_every, None) for lr in args.lr]
+    runs += [(args.workers, lr, tau, outer) for outer in outers for lr in args.lr
+             for tau in args.tau]
+    for workers, lr, tau, outer in runs:
         hit = iterations_to(args.target, workers, lr, tau,
                             max(args.test_every, tau) // tau * tau, args.iterations, train, test,
-                            args.batch)
+                            args.batch, outer)
         name = "one Net" if workers == 1 else f"K={workers} averaged"
+        outer_text = "-" if outer is None else (
+            outer.kind if outer.kind == "plain" else f"{outer.kind} mu={outer.momentum} "
+                                                     f"eta={outer.lr}")
         if hit == "diverged":
             reached, accuracy = "diverged (NaN loss)", "-"
         elif hit is None:
             reached, accuracy = f"> {args.iterations}", "-"
         else:
             reached, accuracy = hit[0], f"{hit[1]:.4f}"
-        print(f"| {name} | {lr} | {tau if workers > 1 else '-'} | {reached} | {accuracy} |",
-              flush=True)
+        print(f"| {name} | {outer_text} | {lr} | {tau if workers > 1 else '-'} | {reached} | "
+              f"{accuracy} |", flush=True)
 
 
 if __name__ == "__main__":
