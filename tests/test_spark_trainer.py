@@ -147,7 +147,8 @@ def test_a_worker_that_lost_its_solver_gets_its_data_while_the_others_wait(
 
     def after_round(record):
         if record["round"] == 2:  # one task per executor, on its one Python worker
-            dropped.append(sum(sc.parallelize([0, 1], 2)
+            executors = 3  # the module's local-cluster: all three run one of these at once
+            dropped.append(sum(sc.parallelize(range(executors), executors)
                                .mapPartitions(drop_solvers_of_partition_0).collect()))
         return False
 

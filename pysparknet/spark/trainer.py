@@ -2,19 +2,15 @@
 
 Each round: send the current weights to every worker; each sets them on its
 persistent solver and trains tau iterations on its own cached partition; the
-driver takes the mean of the K workers' weights. Spark schedules the round's
-tasks; the weights go over direct TCP (transport.py, the default) or by Spark
-broadcast and task results (sync="spark"). Validation, checkpoints and
-metrics happen between rounds, on the driver.
+driver takes the mean of the K workers' weights (rounds.py). Here: checking
+the cluster, preparing the training partitions, the exchange, and between
+rounds validation, checkpoints and metrics, on the driver.
 """
 from __future__ import annotations
 
 import logging
-import math
 import socket
-import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,29 +21,21 @@ import numpy as np
 from ..data.bad_records import BadRecords
 from ..data.spark_sources import dataframe_records
 from ..data.streams import StreamSource
-from ..errors import DataError, RoundTimeoutError, SparkNetError
+from ..errors import DataError
 from ..net import Net, TRAIN
 from ..outer import OuterOptimizer
 from ..prototxt import Source, parse_net, parse_solver
 from ..weights import WeightCollection
 from . import checkpoint, exchange_tls, executors, slots
+from .array_source import array_partitions, check_parallelized_size, is_arrays
 from .failures import worker_failure
 from .loop import FitLoop
-from .results import collect_stream
-from .socket_round import Gathering, Reruns
+from .rounds import RoundRunner, Run, TrainingDivergedError, TrainingSet
 from .transport import WeightExchange
-from .array_source import array_partitions, check_parallelized_size, is_arrays
-from .worker import NetSpec, check_slice, release, stack_partition, train_round
+from .worker import NetSpec, check_slice, release, stack_partition
 
 
 _LOG = logging.getLogger("pysparknet")
-FIRST_ROUND_TIMEOUT_S = 3600.0  # no round times known yet: solvers build, data caches
-ROUND_TIMEOUT_FLOOR_S = 300.0
-ROUND_TIMEOUT_FACTOR = 10.0  # x the slowest of the last rounds
-
-
-class TrainingDivergedError(SparkNetError, FloatingPointError):
-    """A round produced a non-finite loss; the last good weights were kept."""
 
 
 @dataclass
@@ -74,35 +62,6 @@ def _data_free(rdd):
     emptied = rdd.mapPartitions(_read_and_drop).cache()
     emptied.count()
     return emptied
-
-
-@dataclass
-class _TrainingSet:
-    """The training partitions as the rounds use them."""
-
-    with_data: object  # an RDD whose tasks carry their data (or a stream's index)
-    data_free: object  # the same partitions, placed alike, carrying nothing
-    count: int  # records
-    stream: object = None  # the broadcast StreamSource, when streamed
-    solvers_built: bool = False  # after the first round: rounds may run data-free
-    slices: list = field(default_factory=list)  # broadcast array slices behind with_data
-
-    def unpersist(self) -> None:
-        self.with_data.unpersist()
-        self.data_free.unpersist()
-        for broadcast in self.slices + ([self.stream] if self.stream is not None else []):
-            broadcast.unpersist()
-
-
-@dataclass
-class _Run:
-    """What one fit holds open: its id (keys the workers' solvers), the broadcast
-    net definition, the weight exchange, the training partitions."""
-
-    run_id: str
-    spec: object
-    exchange: Optional[WeightExchange]
-    train: _TrainingSet
 
 
 class SparkNetTrainer:
@@ -148,11 +107,12 @@ class SparkNetTrainer:
         self.outer = outer if isinstance(outer, OuterOptimizer) else OuterOptimizer(outer)
         self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
         self.sync, self.tls = sync, tls
-        self.round_timeout, self.slots_timeout = round_timeout, slots_timeout
+        self.slots_timeout = slots_timeout
         # The driver's own net: initial weights, validation, checkpoints (CPU).
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
-        self._warned_skips = False
+        self.rounds = RoundRunner(self.sc, num_workers, tau, self.batch_size, self.outer,
+                                  round_timeout)
 
     # --- data ---------------------------------------------------------------
     @staticmethod
@@ -182,7 +142,7 @@ class SparkNetTrainer:
                 broadcast.unpersist()
             raise worker_failure(error) from error
         bad.report("training data")
-        return _TrainingSet(stacked, _data_free(stacked), count, slices=slices)
+        return TrainingSet(stacked, _data_free(stacked), count, slices=slices)
 
     def _stacked_records(self, train_data, bad):
         """An RDD of records -> cached partitions of one (images, labels) pair each."""
@@ -210,7 +170,7 @@ class SparkNetTrainer:
         # its solver lives (as the cached arrays do on the other path).
         tasks = self.sc.parallelize(range(self.num_workers), self.num_workers).cache()
         tasks.count()
-        return _TrainingSet(tasks, tasks, sum(source.counts), self.sc.broadcast(source))
+        return TrainingSet(tasks, tasks, sum(source.counts), self.sc.broadcast(source))
 
     def _validation_arrays(self, validation_data):
         if validation_data is None or isinstance(validation_data, tuple):
@@ -260,7 +220,7 @@ class SparkNetTrainer:
                      checkpoint_every, metrics_path, progress, start, history)
         try:
             for r in range(start, rounds):
-                weights, record = self._round(r, rounds, run, weights, loop)
+                weights, record = self.rounds.run(r, rounds, run, weights, loop)
                 if not self._after_round(loop, r, weights, record, until):
                     break
         except TrainingDivergedError:
@@ -274,7 +234,7 @@ class SparkNetTrainer:
         self.driver_net.set_weights(weights)
         return FitResult(weights, history)
 
-    def _training_set(self, train_data, on_bad_record: str) -> _TrainingSet:
+    def _training_set(self, train_data, on_bad_record: str) -> TrainingSet:
         if isinstance(train_data, StreamSource):
             train = self._streamed(train_data)
         else:
@@ -303,7 +263,7 @@ class SparkNetTrainer:
                 return found.weights, found.history, found.round
         return self.driver_net.get_weights(), [], 0
 
-    def _open_run(self, train: _TrainingSet) -> _Run:
+    def _open_run(self, train: TrainingSet) -> Run:
         run_id = uuid.uuid4().hex
         spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
                                          self.solver_param.SerializeToString(), self.device,
@@ -317,9 +277,9 @@ class SparkNetTrainer:
             else:
                 _LOG.warning("the weight exchange runs without TLS (tls=False): the weights "
                              "and the run secret cross the network in clear")
-        return _Run(run_id, spec, exchange, train)
+        return Run(run_id, spec, exchange, train)
 
-    def _close_run(self, run: _Run) -> None:
+    def _close_run(self, run: Run) -> None:
         self._release(run)
         if run.exchange is not None:
             run.exchange.close()
@@ -339,111 +299,6 @@ class SparkNetTrainer:
         if loop.checkpoint_dir is not None and due:
             self._checkpoint(loop.checkpoint_dir, done, weights, loop.history)
         return not stop
-
-    def _round(self, r, rounds, run: _Run, weights, loop: FitLoop):
-        self.sc.setJobGroup(f"sparknet-{run.run_id[:8]}-round-{r + 1}",
-                            f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
-                            f"x tau={self.tau} iterations")
-        tic = time.perf_counter()
-        job = partial(train_round, spec_bc=run.spec, tau=self.tau, round_no=r,
-                      stream_bc=run.train.stream)
-        sent = WeightCollection(weights.layout, self.outer.to_workers(weights.flat))
-        if run.exchange is not None:
-            total, results = self._sync_by_socket(r, run, job, sent, loop.history)
-        else:
-            total, results = self._sync_by_spark(run.train.with_data, job, sent)
-        losses = [s.outputs.get("loss", float("nan")) for s in results if s.outputs is not None]
-        if not all(math.isfinite(loss) for loss in losses):
-            raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
-                                        f"weights of round {r} are kept")
-        total /= np.float32(self.num_workers)
-        wall = time.perf_counter() - tic
-        compute = max(s.compute_s for s in results)
-        record = {"round": r + 1, "iterations": (r + 1) * self.tau,
-                  "loss": float(np.mean(losses)),
-                  "images_per_s": self.num_workers * self.tau * self.batch_size / wall,
-                  "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
-                  "rebuilt_solvers": sum(s.rebuilt for s in results),
-                  "elapsed_s": time.perf_counter() - loop.started}
-        if run.train.stream is not None:  # streamed sources meet bad records as they train
-            self._note_skips(r, record, sum(s.skipped for s in results))
-        stepped = self.outer.step(weights.flat, sent.flat, total)
-        return WeightCollection(weights.layout, stepped), record
-
-    def _note_skips(self, r: int, record: dict, skipped: int) -> None:
-        record["skipped_records"] = skipped
-        if skipped and not self._warned_skips:
-            warnings.warn(f"round {r + 1}: the workers skipped {skipped} bad record(s) so "
-                          "far (on_bad_record='skip')", stacklevel=4)
-            self._warned_skips = True
-
-    def _round_deadline(self, history: list) -> float:
-        """How long a round's results may take: the user's, or from recent rounds."""
-        if self.round_timeout is not None:
-            return float(self.round_timeout)
-        recent = [h["round_s"] for h in history[-5:] if "round_s" in h]
-        if not recent:
-            return FIRST_ROUND_TIMEOUT_S
-        return max(ROUND_TIMEOUT_FLOOR_S, ROUND_TIMEOUT_FACTOR * max(recent))
-
-    def _sync_by_socket(self, r, run: _Run, job, weights, history):
-        """Weights over the WeightExchange; Spark runs the tasks and returns their stats.
-
-        Rounds after a fit's first run data-free, on the solvers the workers kept; a
-        task whose worker has none asks the exchange for its data, and its partition
-        reruns with it in a job of its own while the round goes on.
-        """
-        exchange, train = run.exchange, run.train
-        deadline_s = self._round_deadline(history)
-        job = partial(job, exchange=exchange.ticket(r, deadline_s))
-        with_data = train.with_data.mapPartitionsWithIndex(job)
-        reruns = Reruns(self.sc, r, with_data, exchange)
-        gathering = Gathering(self.sc, exchange, self.num_workers, weights.flat.size,
-                               deadline_s)
-        exchange.start_round(r, weights.flat, self.num_workers, on_needs_data=reruns.start)
-        gathering.start()
-        try:
-            tasks = with_data if not train.solvers_built else \
-                train.data_free.mapPartitionsWithIndex(job)
-            stats = tasks.collect()
-        except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
-            exchange.abort()
-            self.sc.cancelJobGroup(reruns.group)
-            reruns.join(raise_errors=False)
-            gathering.join()
-            if isinstance(gathering.error, RoundTimeoutError):
-                raise gathering.error from None
-            raise worker_failure(error) from error
-        gathering.join()
-        stats += reruns.join()
-        if gathering.error is not None:
-            raise gathering.error
-        train.solvers_built = True
-        # One report per partition: the one that trained (an attempt that found its
-        # result already held, or asked for its data, reports nothing).
-        by_part = {s.index: s for s in stats if s.outputs is None}
-        by_part.update({s.index: s for s in stats if s.outputs is not None})
-        return gathering.total, [by_part[i] for i in sorted(by_part)]
-
-    def _sync_by_spark(self, train, job, weights):
-        """Weights by Spark broadcast out and task results back, summed as they arrive."""
-        shipped = self.sc.broadcast(weights.flat)
-        total, results = None, []
-        try:
-            # In partition order, one result at a time: the driver never holds all K.
-            for stats, flat in collect_stream(
-                    train.mapPartitionsWithIndex(partial(job, weights_bc=shipped))):
-                if total is None:
-                    total = flat if flat.flags.writeable else flat.copy()
-                else:
-                    total += flat
-                del flat
-                results.append(stats)
-        except Exception as error:  # noqa: BLE001 - re-raised with the worker's cause
-            raise worker_failure(error) from error
-        finally:
-            shipped.unpersist()
-        return total, results
 
     def _checkpoint(self, directory, round_done, weights, history):
         self.driver_net.set_weights(weights)
@@ -469,7 +324,7 @@ class SparkNetTrainer:
             raise ValueError(f"the checkpoint was written with the outer optimizer "
                              f"{written}; this trainer has {self.outer.config()}")
 
-    def _release(self, run: _Run) -> None:
+    def _release(self, run: Run) -> None:
         """Best effort: free the run's solvers. Over the data-free partitions, whose
         tasks go where the solvers were built (a worker missed here frees them once
         they have been idle for worker.ABANDONED_S)."""
