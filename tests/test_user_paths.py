@@ -131,3 +131,16 @@ def test_a_gpu_asked_for_and_not_assigned_warns_or_fails(spark, fmnist_train):
         # this CPU-only build then refuses gpu:0 itself, clearly
         with pytest.raises(NetArgumentError, match="gpu:0 requested"):
             lenient.fit(data, rounds=1, progress=False)
+
+
+def test_open_data_guesses_sources_for_python_users(spark, fmnist_lmdb, tmp_path):
+    from pysparknet.data import UnknownSourceError, has_test_split, open_data
+
+    images, labels = open_data(spark, "fashion-mnist", "test")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    assert has_test_split("fashion-mnist")
+    rdd = open_data(spark, str(fmnist_lmdb[1]), num_partitions=2)
+    assert rdd.getNumPartitions() == 2 and rdd.count() == 10000
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(UnknownSourceError, match="notes.txt.*LMDB"):
+        open_data(spark, str(tmp_path / "notes.txt"))
