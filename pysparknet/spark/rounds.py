@@ -24,6 +24,7 @@ from ..weights import WeightCollection
 from .failures import worker_failure
 from .results import collect_stream
 from .socket_round import Gathering, Reruns
+from .tau import TauSchedule
 from .transport import WeightExchange
 from .worker import train_round
 
@@ -69,7 +70,8 @@ class Run:
 class RoundRunner:
     """Runs rounds for one trainer's settings."""
 
-    def __init__(self, sc, num_workers: int, tau: int, batch_size: int, outer: OuterOptimizer,
+    def __init__(self, sc, num_workers: int, tau: TauSchedule, batch_size: int,
+                 outer: OuterOptimizer,
                  round_timeout: Optional[float]):
         self.sc, self.num_workers, self.tau = sc, num_workers, tau
         self.batch_size, self.outer, self.round_timeout = batch_size, outer, round_timeout
@@ -80,9 +82,10 @@ class RoundRunner:
         loop: the fit's FitLoop (its history and clock)."""
         self.sc.setJobGroup(f"sparknet-{run.run_id[:8]}-round-{r + 1}",
                             f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
-                            f"x tau={self.tau} iterations")
+                            f"x tau={self.tau(r)} iterations")
         tic = time.perf_counter()
-        job = partial(train_round, spec_bc=run.spec, tau=self.tau, round_no=r,
+        tau, start_iter = self.tau(r), self.tau.iterations_before(r)
+        job = partial(train_round, spec_bc=run.spec, tau=tau, round_no=r, start_iter=start_iter,
                       stream_bc=run.train.stream)
         sent = WeightCollection(weights.layout, self.outer.to_workers(weights.flat))
         if run.exchange is not None:
@@ -96,9 +99,9 @@ class RoundRunner:
         total /= np.float32(self.num_workers)
         wall = time.perf_counter() - tic
         compute = max(s.compute_s for s in results)
-        record = {"round": r + 1, "iterations": (r + 1) * self.tau,
+        record = {"round": r + 1, "iterations": start_iter + tau, "tau": tau,
                   "loss": float(np.mean(losses)),
-                  "images_per_s": self.num_workers * self.tau * self.batch_size / wall,
+                  "images_per_s": self.num_workers * tau * self.batch_size / wall,
                   "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
                   "rebuilt_solvers": sum(s.rebuilt for s in results),
                   "elapsed_s": time.perf_counter() - loop.started}

@@ -31,6 +31,7 @@ from .array_source import array_partitions, check_parallelized_size, is_arrays
 from .failures import worker_failure
 from .loop import FitLoop
 from .rounds import RoundRunner, Run, TrainingDivergedError, TrainingSet
+from .tau import TauSchedule, TauSpec
 from .transport import WeightExchange
 from .worker import NetSpec, check_slice, release, stack_partition
 
@@ -69,11 +70,12 @@ class SparkNetTrainer:
 
     def __init__(self, spark, net_params: Source, solver_params: Optional[Source] = None,
                  num_workers: int = 2,
-                 tau: int = 50, device: str = "cpu", seed: Optional[int] = None,
+                 tau: TauSpec = 50, device: str = "cpu", seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
                  slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn",
                  outer: Union[str, OuterOptimizer] = "plain"):
-        """sync: 'socket' (the weights over the driver's TLS exchange) or 'spark'
+        """tau: local iterations a round, or a function of the round (from 0) giving
+        them (spark/tau.py). sync: 'socket' (the weights over the driver's TLS exchange) or 'spark'
         (broadcast + task results). tls=False: the exchange in clear, for trusted
         networks only. round_timeout: seconds a round's results may take before the
         fit fails (default: 10x the slowest recent round, at least 300 s; an hour for
@@ -83,8 +85,7 @@ class SparkNetTrainer:
         uses gpu:0) or 'error'. outer: the driver's step with each round's
         averaged update - 'plain' (SparkNet's mean), 'bmuf', 'nesterov', or an
         OuterOptimizer with its settings (pysparknet/outer.py)."""
-        if not isinstance(tau, int) or tau <= 0:
-            raise ValueError(f"tau must be a positive number of iterations, got {tau!r}")
+        self.tau = TauSchedule(tau)
         if not isinstance(num_workers, int) or num_workers <= 0:
             raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
         self.spark = spark
@@ -105,13 +106,13 @@ class SparkNetTrainer:
                              f"{on_unassigned_gpu!r}")
         self.on_unassigned_gpu = on_unassigned_gpu
         self.outer = outer if isinstance(outer, OuterOptimizer) else OuterOptimizer(outer)
-        self.num_workers, self.tau, self.device, self.seed = num_workers, tau, device, seed
+        self.num_workers, self.device, self.seed = num_workers, device, seed
         self.sync, self.tls = sync, tls
         self.slots_timeout = slots_timeout
         # The driver's own net: initial weights, validation, checkpoints (CPU).
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
-        self.rounds = RoundRunner(self.sc, num_workers, tau, self.batch_size, self.outer,
+        self.rounds = RoundRunner(self.sc, num_workers, self.tau, self.batch_size, self.outer,
                                   round_timeout)
 
     # --- data ---------------------------------------------------------------
@@ -302,9 +303,9 @@ class SparkNetTrainer:
 
     def _checkpoint(self, directory, round_done, weights, history):
         self.driver_net.set_weights(weights)
-        self.driver_net.iteration = round_done * self.tau
+        self.driver_net.iteration = self.tau.iterations_before(round_done)
         checkpoint.save(Path(directory), self.driver_net, round_done, history,
-                        {"tau": self.tau, "num_workers": self.num_workers,
+                        {**self.tau.describe(round_done), "num_workers": self.num_workers,
                          "outer": self.outer.config()}, outer_state=self.outer.velocity)
 
     def _exchange_addresses(self) -> tuple[str, str]:
@@ -315,9 +316,11 @@ class SparkNetTrainer:
         return conf.get("spark.driver.bindAddress", None) or advertise, advertise
 
     def _check_same_run(self, meta: dict) -> None:
-        if meta.get("tau") != self.tau or meta.get("num_workers") != self.num_workers:
-            raise ValueError(f"the checkpoint was written with tau={meta.get('tau')}, "
-                             f"K={meta.get('num_workers')}; this trainer has tau={self.tau}, "
+        mine = self.tau.describe(meta.get("round", 0))
+        written = {key: meta.get(key) for key in mine}
+        if written != mine or meta.get("num_workers") != self.num_workers:
+            raise ValueError(f"the checkpoint was written with {written}, "
+                             f"K={meta.get('num_workers')}; this trainer has {mine}, "
                              f"K={self.num_workers}")
         written = meta.get("outer", OuterOptimizer().config())  # before outer optimizers
         if written != self.outer.config():

@@ -184,7 +184,7 @@ def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int)
 
 
 def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
-                weights_bc=None, exchange=None, stream_bc=None):
+                start_iter: int, weights_bc=None, exchange=None, stream_bc=None):
     """One worker's round: set the round's weights, train tau steps, send weights back.
 
     The data is the partition's cached (images, labels) pair - read only when the
@@ -204,7 +204,7 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
         raise DataError(f"partition {index} holds {len(items)} items, expected 1")
     else:
         data = items[0] if items else None
-    solver, rebuilt = _solver_for(spec, index, data, round_no, round_no * tau)
+    solver, rebuilt = _solver_for(spec, index, data, round_no, start_iter)
     if solver is None:  # a data-free task where this worker has no solver
         request_data(exchange, index)  # the driver reruns this partition with its data
         yield RoundStats(index)
