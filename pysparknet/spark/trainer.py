@@ -74,9 +74,9 @@ class SparkNetTrainer:
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
                  slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn",
                  outer: Union[str, OuterOptimizer] = "plain"):
-        """tau: local iterations a round, or a function of the round (from 0) giving
-        them (spark/tau.py). sync: 'socket' (the weights over the driver's TLS exchange) or 'spark'
-        (broadcast + task results). tls=False: the exchange in clear, for trusted
+        """tau: local iterations a round, or a function of the round (from 0)
+        giving them (spark/tau.py). sync: 'socket' (the weights over the driver's
+        TLS exchange) or 'spark' (broadcast + task results). tls=False: the exchange in clear, for trusted
         networks only. round_timeout: seconds a round's results may take before the
         fit fails (default: 10x the slowest recent round, at least 300 s; an hour for
         the first). slots_timeout: how long fit() waits for the cluster to offer
