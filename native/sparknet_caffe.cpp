@@ -426,6 +426,56 @@ sn_status sn_net_set_weights(sn_net* net, const float* in, int64_t count) {
   });
 }
 
+static SGDAccess::Blobs& History(sn_net* net) {
+  if (!net->solver) throw ArgumentError("this net has no solver (test-only)");
+  auto* sgd = dynamic_cast<caffe::SGDSolver<float>*>(net->solver.get());
+  if (sgd == nullptr) throw ArgumentError("solver history is only kept for SGD-family solvers");
+  return sgd->*SGDAccess::history();
+}
+
+static int64_t HistoryCount(sn_net* net) {
+  int64_t total = 0;
+  for (const auto& blob : History(net)) total += blob->count();
+  return total;
+}
+
+static void CheckHistoryCount(sn_net* net, int64_t count) {
+  const int64_t total = HistoryCount(net);
+  if (count != total) {
+    throw ArgumentError("history buffer holds " + std::to_string(count) +
+                        " floats; the solver has " + std::to_string(total));
+  }
+}
+
+sn_status sn_net_history_size(sn_net* net, int64_t* count) {
+  return Guard([&] {
+    net->Enter();
+    *count = HistoryCount(net);
+  });
+}
+
+sn_status sn_net_get_history(sn_net* net, float* out, int64_t count) {
+  return Guard([&] {
+    net->Enter();
+    CheckHistoryCount(net, count);
+    for (const auto& blob : History(net)) {
+      std::memcpy(out, blob->cpu_data(), blob->count() * sizeof(float));
+      out += blob->count();
+    }
+  });
+}
+
+sn_status sn_net_set_history(sn_net* net, const float* in, int64_t count) {
+  return Guard([&] {
+    net->Enter();
+    CheckHistoryCount(net, count);
+    for (const auto& blob : History(net)) {
+      std::memcpy(blob->mutable_cpu_data(), in, blob->count() * sizeof(float));
+      in += blob->count();
+    }
+  });
+}
+
 sn_status sn_net_save_caffemodel(sn_net* net, const char* path) {
   return Guard([&] {
     net->Enter();

@@ -100,6 +100,19 @@ class NetHandle:
         N.check(N.sn_net_set_weights(self.ptr, flat.ctypes.data_as(ctypes.POINTER(c_float)),
                                      flat.size))
 
+    def history_size(self) -> int:
+        count = c_int64()
+        N.check(N.sn_net_history_size(self.ptr, byref(count)))
+        return count.value
+
+    def get_history(self, out: np.ndarray) -> None:
+        N.check(N.sn_net_get_history(self.ptr, out.ctypes.data_as(ctypes.POINTER(c_float)),
+                                     out.size))
+
+    def set_history(self, flat: np.ndarray) -> None:
+        N.check(N.sn_net_set_history(self.ptr, flat.ctypes.data_as(ctypes.POINTER(c_float)),
+                                     flat.size))
+
     def save_caffemodel(self, path: str) -> None:
         N.check(N.sn_net_save_caffemodel(self.ptr, path.encode()))
 

@@ -88,6 +88,9 @@ sn_net_param_info = _declare("sn_net_param_info", [sn_net_p, c_int, POINTER(c_ch
                                                    POINTER(c_int), POINTER(c_int),
                                                    POINTER(c_int64)])
 sn_net_get_weights = _declare("sn_net_get_weights", [sn_net_p, POINTER(c_float), c_int64])
+sn_net_history_size = _declare("sn_net_history_size", [sn_net_p, POINTER(c_int64)])
+sn_net_get_history = _declare("sn_net_get_history", [sn_net_p, POINTER(c_float), c_int64])
+sn_net_set_history = _declare("sn_net_set_history", [sn_net_p, POINTER(c_float), c_int64])
 sn_net_set_weights = _declare("sn_net_set_weights", [sn_net_p, POINTER(c_float), c_int64])
 sn_net_save_caffemodel = _declare("sn_net_save_caffemodel", [sn_net_p, c_char_p])
 sn_net_load_caffemodel = _declare("sn_net_load_caffemodel", [sn_net_p, c_char_p])

@@ -290,6 +290,23 @@ class Net:
             raise NetArgumentError("the weights do not fit this net: " + "; ".join(problems))
         self._handle.set_weights(weights.flat)
 
+    # --- the solver's history (momentum) -------------------------------------
+    def history_size(self) -> int:
+        """Floats in the solver's history: one per weight for SGD's momentum, more
+        for solvers that keep several moments."""
+        return self._handle.history_size()
+
+    def get_history(self, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """A copy of the solver's history as one flat float32 array (into `out`)."""
+        if out is None:
+            out = np.empty(self.history_size(), np.float32)
+        self._handle.get_history(out)
+        return out
+
+    def set_history(self, flat: np.ndarray) -> None:
+        """Replace the solver's history (e.g. zeros: forget the momentum)."""
+        self._handle.set_history(np.ascontiguousarray(flat, dtype=np.float32))
+
     # --- files --------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the weights as a Caffe .caffemodel, atomically."""

@@ -76,39 +76,47 @@ class RoundRunner:
         self.sc, self.num_workers, self.tau = sc, num_workers, tau
         self.batch_size, self.outer, self.round_timeout = batch_size, outer, round_timeout
         self.warned_skips = False
+        self.history: Optional[np.ndarray] = None  # the averaged solver history, if averaged
 
     def run(self, r: int, rounds: int, run: Run, weights: WeightCollection, loop):
         """Round r (0-based) of `rounds`: (the driver's new weights, the round's record).
         loop: the fit's FitLoop (its history and clock)."""
+        tau, start_iter = self.tau(r), self.tau.iterations_before(r)
         self.sc.setJobGroup(f"sparknet-{run.run_id[:8]}-round-{r + 1}",
                             f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
-                            f"x tau={self.tau(r)} iterations")
+                            f"x tau={tau} iterations")
         tic = time.perf_counter()
-        tau, start_iter = self.tau(r), self.tau.iterations_before(r)
         job = partial(train_round, spec_bc=run.spec, tau=tau, round_no=r, start_iter=start_iter,
                       stream_bc=run.train.stream)
-        sent = WeightCollection(weights.layout, self.outer.to_workers(weights.flat))
+        sent = self.outer.to_workers(weights.flat)
+        # solver_state='average': the solvers' history travels after the weights
+        shipped = sent if self.history is None else np.concatenate([sent, self.history])
         if run.exchange is not None:
-            total, results = self._sync_by_socket(r, run, job, sent, loop.history)
+            total, results = self._sync_by_socket(r, run, job, shipped, loop.history)
         else:
-            total, results = self._sync_by_spark(run.train.with_data, job, sent)
+            total, results = self._sync_by_spark(run.train.with_data, job, shipped)
         losses = [s.outputs.get("loss", float("nan")) for s in results if s.outputs is not None]
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
                                         f"weights of round {r} are kept")
         total /= np.float32(self.num_workers)
-        wall = time.perf_counter() - tic
-        compute = max(s.compute_s for s in results)
-        record = {"round": r + 1, "iterations": start_iter + tau, "tau": tau,
-                  "loss": float(np.mean(losses)),
-                  "images_per_s": self.num_workers * tau * self.batch_size / wall,
-                  "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
-                  "rebuilt_solvers": sum(s.rebuilt for s in results),
-                  "elapsed_s": time.perf_counter() - loop.started}
+        if self.history is not None:
+            self.history = total[sent.size:]
+        record = self._record(r, tau, start_iter, losses, results, time.perf_counter() - tic,
+                              loop.started)
         if run.train.stream is not None:  # streamed sources meet bad records as they train
             self._note_skips(r, record, sum(s.skipped for s in results))
-        stepped = self.outer.step(weights.flat, sent.flat, total)
+        stepped = self.outer.step(weights.flat, sent, total[:sent.size])
         return WeightCollection(weights.layout, stepped), record
+
+    def _record(self, r, tau, start_iter, losses, results, wall, started) -> dict:
+        compute = max(s.compute_s for s in results)
+        return {"round": r + 1, "iterations": start_iter + tau, "tau": tau,
+                "loss": float(np.mean(losses)),
+                "images_per_s": self.num_workers * tau * self.batch_size / wall,
+                "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
+                "rebuilt_solvers": sum(s.rebuilt for s in results),
+                "elapsed_s": time.perf_counter() - started}
 
     def _note_skips(self, r: int, record: dict, skipped: int) -> None:
         record["skipped_records"] = skipped
@@ -126,7 +134,7 @@ class RoundRunner:
             return FIRST_ROUND_TIMEOUT_S
         return max(ROUND_TIMEOUT_FLOOR_S, ROUND_TIMEOUT_FACTOR * max(recent))
 
-    def _sync_by_socket(self, r, run: Run, job, weights, history):
+    def _sync_by_socket(self, r, run: Run, job, flat: np.ndarray, history):
         """Weights over the WeightExchange; Spark runs the tasks and returns their stats.
 
         Rounds after a fit's first run data-free, on the solvers the workers kept; a
@@ -138,9 +146,9 @@ class RoundRunner:
         job = partial(job, exchange=exchange.ticket(r, deadline_s))
         with_data = train.with_data.mapPartitionsWithIndex(job)
         reruns = Reruns(self.sc, r, with_data, exchange)
-        gathering = Gathering(self.sc, exchange, self.num_workers, weights.flat.size,
+        gathering = Gathering(self.sc, exchange, self.num_workers, flat.size,
                                deadline_s)
-        exchange.start_round(r, weights.flat, self.num_workers, on_needs_data=reruns.start)
+        exchange.start_round(r, flat, self.num_workers, on_needs_data=reruns.start)
         gathering.start()
         try:
             tasks = with_data if not train.solvers_built else \
@@ -165,9 +173,9 @@ class RoundRunner:
         by_part.update({s.index: s for s in stats if s.outputs is not None})
         return gathering.total, [by_part[i] for i in sorted(by_part)]
 
-    def _sync_by_spark(self, train, job, weights):
+    def _sync_by_spark(self, train, job, flat: np.ndarray):
         """Weights by Spark broadcast out and task results back, summed as they arrive."""
-        shipped = self.sc.broadcast(weights.flat)
+        shipped = self.sc.broadcast(flat)
         total, results = None, []
         try:
             # In partition order, one result at a time: the driver never holds all K.

@@ -37,6 +37,7 @@ from .worker import NetSpec, check_slice, release, stack_partition
 
 
 _LOG = logging.getLogger("pysparknet")
+SOLVER_STATES = ("local", "reset", "average")
 
 
 @dataclass
@@ -73,7 +74,7 @@ class SparkNetTrainer:
                  tau: TauSpec = 50, device: str = "cpu", seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
                  slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn",
-                 outer: Union[str, OuterOptimizer] = "plain"):
+                 outer: Union[str, OuterOptimizer] = "plain", solver_state: str = "local"):
         """tau: local iterations a round, or a function of the round (from 0)
         giving them (spark/tau.py). sync: 'socket' (the weights over the driver's
         TLS exchange) or 'spark' (broadcast + task results). tls=False: the exchange in clear, for trusted
@@ -84,7 +85,12 @@ class SparkNetTrainer:
         device='gpu' and no GPU in Spark's task resources, 'warn' (each worker
         uses gpu:0) or 'error'. outer: the driver's step with each round's
         averaged update - 'plain' (SparkNet's mean), 'bmuf', 'nesterov', or an
-        OuterOptimizer with its settings (pysparknet/outer.py)."""
+        OuterOptimizer with its settings (pysparknet/outer.py). solver_state: what
+        each worker's solver history (momentum) is between rounds - 'local' (kept,
+        as SparkNet does), 'reset' (zeroed at each round's start) or 'average'
+        (averaged like the weights, traveling with them: twice the bytes for
+        SGD). The iteration counter, and so Caffe's learning-rate schedule,
+        always follows the rounds run."""
         self.tau = TauSchedule(tau)
         if not isinstance(num_workers, int) or num_workers <= 0:
             raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
@@ -106,6 +112,10 @@ class SparkNetTrainer:
                              f"{on_unassigned_gpu!r}")
         self.on_unassigned_gpu = on_unassigned_gpu
         self.outer = outer if isinstance(outer, OuterOptimizer) else OuterOptimizer(outer)
+        if solver_state not in SOLVER_STATES:
+            raise ValueError(f"solver_state must be one of {SOLVER_STATES}, got "
+                             f"{solver_state!r}")
+        self.solver_state = solver_state
         self.num_workers, self.device, self.seed = num_workers, device, seed
         self.sync, self.tls = sync, tls
         self.slots_timeout = slots_timeout
@@ -251,9 +261,14 @@ class SparkNetTrainer:
     def _starting_point(self, checkpoint_dir, resume: bool):
         """(weights, history, first round): the driver net's, or the checkpoint's."""
         self.outer.velocity = None  # a fresh fit has no outer momentum yet
+        averaging = self.solver_state == "average"
+        self.rounds.history = (np.zeros(self.driver_net.history_size(), np.float32)
+                               if averaging else None)
         if checkpoint_dir is not None and resume:
             found = checkpoint.load(Path(checkpoint_dir), self.driver_net)
             if found is not None:
+                if averaging:  # the averaged history is the driver solver's own
+                    self.rounds.history = self.driver_net.get_history()
                 self._check_same_run(found.meta)
                 state = found.outer_state
                 if state is not None and state.shape != found.weights.flat.shape:
@@ -268,7 +283,7 @@ class SparkNetTrainer:
         run_id = uuid.uuid4().hex
         spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
                                          self.solver_param.SerializeToString(), self.device,
-                                         self.seed, self.on_unassigned_gpu))
+                                         self.seed, self.on_unassigned_gpu, self.solver_state))
         exchange = None
         if self.sync == "socket":
             bind, advertise = self._exchange_addresses()
@@ -303,9 +318,12 @@ class SparkNetTrainer:
 
     def _checkpoint(self, directory, round_done, weights, history):
         self.driver_net.set_weights(weights)
+        if self.rounds.history is not None:  # saved in the driver's .solverstate
+            self.driver_net.set_history(self.rounds.history)
         self.driver_net.iteration = self.tau.iterations_before(round_done)
         checkpoint.save(Path(directory), self.driver_net, round_done, history,
                         {**self.tau.describe(round_done), "num_workers": self.num_workers,
+                         "solver_state": self.solver_state,
                          "outer": self.outer.config()}, outer_state=self.outer.velocity)
 
     def _exchange_addresses(self) -> tuple[str, str]:
@@ -322,6 +340,10 @@ class SparkNetTrainer:
             raise ValueError(f"the checkpoint was written with {written}, "
                              f"K={meta.get('num_workers')}; this trainer has {mine}, "
                              f"K={self.num_workers}")
+        if meta.get("solver_state", "local") != self.solver_state:
+            raise ValueError(f"the checkpoint was written with solver_state="
+                             f"{meta.get('solver_state', 'local')!r}; this trainer has "
+                             f"{self.solver_state!r}")
         written = meta.get("outer", OuterOptimizer().config())  # before outer optimizers
         if written != self.outer.config():
             raise ValueError(f"the checkpoint was written with the outer optimizer "

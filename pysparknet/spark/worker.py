@@ -64,6 +64,7 @@ class NetSpec:
     device: str
     seed: Optional[int]
     on_unassigned_gpu: str = "warn"  # device 'gpu' and Spark assigned none: 'warn' | 'error'
+    solver_state: str = "local"  # the history between rounds: 'local' | 'reset' | 'average'
 
 
 def _device_for_task(device: str, on_unassigned_gpu: str = "warn") -> str:
@@ -212,13 +213,16 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
     net = solver.net
 
     def train(flat: np.ndarray, out: Optional[np.ndarray]):
-        net.set_weights(WeightCollection(net.layout, flat))
+        out = np.empty_like(flat) if out is None else out
+        weights_size = flat.size - _set_round_state(net, flat, spec.solver_state)
         tic = time.perf_counter()
         outputs = net.train(tau)
         compute_s = time.perf_counter() - tic
         solver.next_round, solver.used = round_no + 1, time.monotonic()
-        trained = net.get_weights(None if out is None else WeightCollection(net.layout, out))
-        return trained.flat, RoundStats(index, outputs, compute_s, rebuilt, solver.skipped())
+        net.get_weights(WeightCollection(net.layout, out[:weights_size]))
+        if weights_size < out.size:  # 'average': the history goes back with the weights
+            net.get_history(out[weights_size:])
+        return out, RoundStats(index, outputs, compute_s, rebuilt, solver.skipped())
 
     if exchange is None:
         trained, stats = train(weights_bc.value, None)
@@ -226,6 +230,18 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
         return
     stats = worker_exchange(exchange, index, solver.buffer_for, lambda flat: train(flat, flat))
     yield stats if stats is not None else RoundStats(index, rebuilt=rebuilt)
+
+
+def _set_round_state(net, flat: np.ndarray, solver_state: str) -> int:
+    """Set the round's weights (and history, as solver_state says) from flat; how
+    many of its floats were history."""
+    weights_size = sum(b.size for b in net.layout)
+    net.set_weights(WeightCollection(net.layout, flat[:weights_size]))
+    if solver_state == "reset":
+        net.set_history(np.zeros(net.history_size(), np.float32))
+    elif solver_state == "average":
+        net.set_history(flat[weights_size:])
+    return flat.size - weights_size
 
 
 def release(run_id: str) -> int:
