@@ -9,6 +9,7 @@ every --test-every iterations (per worker).
 
     python bench/sweep_lr_tau.py --lr 0.01 0.02 0.04 --tau 50 100 [--workers 2] [--batch 64]
         [--outer plain bmuf nesterov] [--outer-momentum 0.875] [--outer-lr 1.0] [--no-single]
+        [--solver-state local reset average]
 
 --outer runs the averaged workers with each outer optimizer (pysparknet/outer.py:
 the driver's step with the round's averaged update; the kind's defaults unless
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import math
+
+import numpy as np
 
 from pysparknet import Net, WeightCollection, zoo
 from pysparknet.data import fashion_mnist
@@ -31,7 +34,7 @@ def solver(base_lr):
 
 
 def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, test, batch,
-                  outer=None):
+                  outer=None, solver_state="local"):
     """The first tested iteration at or above target, with its accuracy (or None)."""
     outer = outer or OuterOptimizer()
     x, y = train
@@ -44,12 +47,19 @@ def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, 
     nets[0].set_validation_data(test)
     weights, done = nets[0].get_weights(), 0
     while done < iterations:
-        trained = []
+        trained, histories = [], []
         sent = WeightCollection(weights.layout, outer.to_workers(weights.flat))
         for net in nets:
             net.set_weights(sent)
+            if solver_state == "reset":
+                net.set_history(np.zeros(net.history_size(), np.float32))
             net.train(tau)
             trained.append(net.get_weights())
+            histories.append(net.get_history())
+        if solver_state == "average":  # as the trainer does: summed in order, divided
+            history = np.sum(histories, axis=0, dtype=np.float32) / np.float32(workers)
+            for net in nets:
+                net.set_history(history)
         mean = WeightCollection.mean(trained)
         weights = WeightCollection(weights.layout, outer.step(weights.flat, sent.flat, mean.flat))
         done += tau
@@ -77,6 +87,9 @@ def main() -> None:
     parser.add_argument("--outer-momentum", type=float, nargs="+", default=[None])
     parser.add_argument("--outer-lr", type=float, nargs="+", default=[None])
     parser.add_argument("--no-single", action="store_true", help="skip the one-Net rows")
+    parser.add_argument("--solver-state", nargs="+", default=["local"],
+                        choices=["local", "reset", "average"],
+                        help="the workers' solver history between rounds")
     args = parser.parse_args()
     train, test = fashion_mnist("train"), fashion_mnist("test")
     print(f"minibatch {args.batch} per net\n")
@@ -87,16 +100,19 @@ def main() -> None:
               for mu in (args.outer_momentum if kind != "plain" else [None])
               for lr in (args.outer_lr if kind != "plain" else [None])]
     runs = [] if args.no_single else [(1, lr, args.test_every, None) for lr in args.lr]
-    runs += [(args.workers, lr, tau, outer) for outer in outers for lr in args.lr
-             for tau in args.tau]
-    for workers, lr, tau, outer in runs:
+    runs = [run + ("local",) for run in runs]
+    runs += [(args.workers, lr, tau, outer, state) for outer in outers for lr in args.lr
+             for tau in args.tau for state in args.solver_state]
+    for workers, lr, tau, outer, state in runs:
         hit = iterations_to(args.target, workers, lr, tau,
                             max(args.test_every, tau) // tau * tau, args.iterations, train, test,
-                            args.batch, outer)
+                            args.batch, outer, state)
         name = "one Net" if workers == 1 else f"K={workers} averaged"
         outer_text = "-" if outer is None else (
             outer.kind if outer.kind == "plain" else f"{outer.kind} mu={outer.momentum} "
                                                      f"eta={outer.lr}")
+        if state != "local":
+            outer_text += f", history {state}"
         if hit == "diverged":
             reached, accuracy = "diverged (NaN loss)", "-"
         elif hit is None:
