@@ -100,3 +100,20 @@ def test_listens_on_the_bind_address_and_advertises_the_host():
 def test_an_unbindable_address_names_both_settings():
     with pytest.raises(TransportError, match="spark.driver.bindAddress.*spark.driver.host"):
         WeightExchange("192.0.2.7", advertise="192.0.2.7")
+
+
+def test_a_missing_first_partition_is_the_timeout_named_not_an_abort():
+    """Partitions 0 and 1 are read side by side: when 0 never comes, the round fails
+    with the deadline naming it, while 1's result was already in."""
+    weights = np.zeros(100, np.float32)
+    with WeightExchange() as exchange:
+        exchange.start_round(0, weights, 2)
+        results = {}
+        worker = threading.Thread(target=lambda: results.update(w=worker_exchange(
+            exchange.ticket(0, 5), 1, lambda n: np.empty(n // 4, np.float32),
+            lambda flat: (flat + 1, "sent"))))
+        worker.start()
+        with pytest.raises(RoundTimeoutError, match=r"partition\(s\) \[0\]"):
+            exchange.gather(2, weights.size, deadline_s=1.5)
+        worker.join(timeout=10)
+    assert results == {"w": "sent"}  # partition 1 was taken and acknowledged

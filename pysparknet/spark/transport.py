@@ -215,8 +215,11 @@ class WeightExchange:
                     first.join()
                     self._raise_first_error()
                 total += self._receive
-        finally:
+        except BaseException:
             first.join()
+            self._raise_first_error()  # partition 0's failure is the cause, if it failed
+            raise
+        first.join()
         self._raise_first_error()
         return total
 
