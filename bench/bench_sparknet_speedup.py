@@ -16,6 +16,11 @@ speedup is the ratio of the median times (a shared VM's speed drifts by 20%
 between minutes).
 
     python bench/bench_sparknet_speedup.py [--repeats 3] [--target 0.895] [--tau 200]
+        [--outer bmuf --outer-momentum 0.5] [--solver-state average]
+
+--outer / --outer-momentum / --outer-lr / --solver-state set the SparkNet
+side's outer optimizer and what its solvers' history is between rounds
+(SparkNetTrainer's options; defaults: SparkNet's plain mean, history kept).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from typing import Optional
 
 from pysparknet import Net, zoo
 from pysparknet.data import fashion_mnist
+from pysparknet.outer import OuterOptimizer
 from pysparknet.spark import SparkNetTrainer, local_spark
 
 
@@ -63,14 +69,14 @@ def baseline(target, test_every, max_iterations, base_lr, batch) -> Run:
     return Run(clock if accuracy >= target else None, done, accuracy, 1e3 * clock / done)
 
 
-def sparknet(target, tau, validate_every, max_rounds, base_lr, batch) -> Run:
+def sparknet(target, tau, validate_every, max_rounds, base_lr, batch, outer=None,
+             solver_state="local") -> Run:
     spark = local_spark("local-cluster[2,1,2048]")
     try:
-        train_x, train_y = fashion_mnist("train")
-        rdd = spark.sparkContext.parallelize(list(zip(train_x, train_y.tolist())), 2)
         trainer = SparkNetTrainer(spark, zoo.lenet(batch_size=batch), solver(base_lr),
-                                  num_workers=2, tau=tau, seed=1)
-        history = trainer.fit(rdd, fashion_mnist("test"), rounds=max_rounds,
+                                  num_workers=2, tau=tau, seed=1,
+                                  outer=outer or OuterOptimizer(), solver_state=solver_state)
+        history = trainer.fit(fashion_mnist("train"), fashion_mnist("test"), rounds=max_rounds,
                               validate_every=validate_every, progress=False,
                               until=lambda record: record.get("val_accuracy", 0) >= target
                               ).history
@@ -111,7 +117,12 @@ def main() -> None:
     parser.add_argument("--max-iterations", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs of each side, alternating")
+    parser.add_argument("--outer", default="plain", help="SparkNet's outer optimizer")
+    parser.add_argument("--outer-momentum", type=float, default=None)
+    parser.add_argument("--outer-lr", type=float, default=None)
+    parser.add_argument("--solver-state", default="local", choices=["local", "reset", "average"])
     args = parser.parse_args()
+    outer = OuterOptimizer(args.outer, args.outer_momentum, args.outer_lr)
     if args.test_every % args.tau:
         parser.error("--test-every must be a multiple of --tau")
     bases, sparks = [], []
@@ -121,11 +132,12 @@ def main() -> None:
                               args.base_lr, args.batch))
         sparks.append(sparknet(args.target, args.tau, args.test_every // args.tau,
                                args.max_iterations // args.tau, args.sparknet_base_lr,
-                               args.sparknet_batch))
+                               args.sparknet_batch, outer, args.solver_state))
 
     print(f"\ntarget test accuracy {args.target:.1%}; one Net: base_lr {args.base_lr}, batch "
           f"{args.batch}; SparkNet: base_lr {args.sparknet_base_lr}, batch "
-          f"{args.sparknet_batch} per worker, tau {args.tau}; {args.repeats} repeats\n")
+          f"{args.sparknet_batch} per worker, tau {args.tau}, outer {outer.config()}, "
+          f"solver history {args.solver_state}; {args.repeats} repeats\n")
     print("| run | reached at (iterations per worker) | accuracy | training s, each repeat | "
           "median s | ms / iteration (compute + sync) | speedup |")
     print("|---|---:|---:|---|---:|---:|---:|")
