@@ -93,7 +93,7 @@ import numpy as np
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.errors import ClusterError
-from pysparknet.spark import SparkNetTrainer
+from pysparknet.spark import SparkNetTrainer, local_spark
 x, y = fashion_mnist("test")
 spark = local_spark("local-cluster[1,1,1024]")
 trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=1, tau=5)
