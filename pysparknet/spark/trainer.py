@@ -66,36 +66,46 @@ def _data_free(rdd):
     return emptied
 
 
+def _check_options(num_workers, sync: str, on_unassigned_gpu: str, solver_state: str):
+    if not isinstance(num_workers, int) or num_workers <= 0:
+        raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
+    if sync not in ("socket", "spark"):
+        raise ValueError(f"sync must be 'socket' (direct TCP to the driver) or 'spark' "
+                         f"(broadcast + task results), got {sync!r}")
+    if on_unassigned_gpu not in ("warn", "error"):
+        raise ValueError(f"on_unassigned_gpu must be 'warn' or 'error', got "
+                         f"{on_unassigned_gpu!r}")
+    if solver_state not in SOLVER_STATES:
+        raise ValueError(f"solver_state must be one of {SOLVER_STATES}, got {solver_state!r}")
+
+
 class SparkNetTrainer:
     """Data-parallel training of a Caffe net on Spark, as SparkNet does it."""
 
     def __init__(self, spark, net_params: Source, solver_params: Optional[Source] = None,
-                 num_workers: int = 2,
-                 tau: TauSpec = 50, device: str = "cpu", seed: Optional[int] = None,
+                 num_workers: int = 2, tau: TauSpec = 50, device: str = "cpu",
+                 seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
                  slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn",
                  outer: Union[str, OuterOptimizer] = "plain", solver_state: str = "local"):
         """tau: local iterations a round, or a function of the round (from 0)
         giving them (spark/tau.py). sync: 'socket' (the weights over the driver's
-        TLS exchange) or 'spark' (broadcast + task results). tls=False: the exchange in clear, for trusted
-        networks only. round_timeout: seconds a round's results may take before the
-        fit fails (default: 10x the slowest recent round, at least 300 s; an hour for
-        the first). slots_timeout: how long fit() waits for the cluster to offer
-        num_workers task slots at once before failing. on_unassigned_gpu: with
-        device='gpu' and no GPU in Spark's task resources, 'warn' (each worker
-        uses gpu:0) or 'error'. outer: the driver's step with each round's
-        averaged update - 'plain' (SparkNet's mean), 'bmuf', 'nesterov', or an
-        OuterOptimizer with its settings (pysparknet/outer.py). solver_state: what
-        each worker's solver history (momentum) is between rounds - 'local' (kept,
-        as SparkNet does), 'reset' (zeroed at each round's start) or 'average'
-        (averaged like the weights, traveling with them: twice the bytes for
-        SGD). The iteration counter, and so Caffe's learning-rate schedule,
-        always follows the rounds run."""
-        self.tau = TauSchedule(tau)
-        if not isinstance(num_workers, int) or num_workers <= 0:
-            raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
-        self.spark = spark
-        self.sc = spark.sparkContext
+        TLS exchange) or 'spark' (broadcast + task results). tls=False: the
+        exchange in clear, for trusted networks only. round_timeout: seconds a
+        round's results may take before the fit fails (default: 10x the slowest
+        recent round, at least 300 s; an hour for the first). slots_timeout: how
+        long fit() waits for the cluster to offer num_workers task slots at once.
+        on_unassigned_gpu: with device='gpu' and no GPU in Spark's task resources,
+        'warn' (each worker uses gpu:0) or 'error'. outer: the driver's step with
+        each round's averaged update - 'plain' (SparkNet's mean), 'bmuf',
+        'nesterov', or an OuterOptimizer (pysparknet/outer.py). solver_state: each
+        worker's solver history (momentum) between rounds - 'local' (kept, as
+        SparkNet does), 'reset' (zeroed each round) or 'average' (averaged like
+        the weights, traveling with them: twice the bytes for SGD). The iteration
+        counter, and so Caffe's learning-rate schedule, follows the rounds run."""
+        _check_options(num_workers, sync, on_unassigned_gpu, solver_state)
+        self.spark, self.sc = spark, spark.sparkContext
+        slots.check_master(self.sc.master, num_workers)
         if solver_params is None:  # a zoo model brings its own
             solver_params = getattr(net_params, "solver", None)
         if solver_params is None:
@@ -103,22 +113,11 @@ class SparkNetTrainer:
                              "brings its own)")
         self.net_param = parse_net(net_params)
         self.solver_param = parse_solver(solver_params)
-        if sync not in ("socket", "spark"):
-            raise ValueError(f"sync must be 'socket' (direct TCP to the driver) or 'spark' "
-                             f"(broadcast + task results), got {sync!r}")
-        slots.check_master(self.sc.master, num_workers)
-        if on_unassigned_gpu not in ("warn", "error"):
-            raise ValueError(f"on_unassigned_gpu must be 'warn' or 'error', got "
-                             f"{on_unassigned_gpu!r}")
-        self.on_unassigned_gpu = on_unassigned_gpu
+        self.tau = TauSchedule(tau)
         self.outer = outer if isinstance(outer, OuterOptimizer) else OuterOptimizer(outer)
-        if solver_state not in SOLVER_STATES:
-            raise ValueError(f"solver_state must be one of {SOLVER_STATES}, got "
-                             f"{solver_state!r}")
-        self.solver_state = solver_state
         self.num_workers, self.device, self.seed = num_workers, device, seed
-        self.sync, self.tls = sync, tls
-        self.slots_timeout = slots_timeout
+        self.sync, self.tls, self.slots_timeout = sync, tls, slots_timeout
+        self.on_unassigned_gpu, self.solver_state = on_unassigned_gpu, solver_state
         # The driver's own net: initial weights, validation, checkpoints (CPU).
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
@@ -202,21 +201,15 @@ class SparkNetTrainer:
         """Train `rounds` rounds (fewer if `until(record)` says so after a round).
 
         train_data: (images, labels) numpy arrays on the driver (each worker
-        fetches one contiguous slice, as a broadcast of its own: the way for data
-        the driver already holds); an RDD of (ndarray, label) records or a
-        DataFrame (image and label columns), cached by the workers as arrays; or
-        a StreamSource
-        (data/streams.py) that the workers read from its source on every pass,
-        for partitions larger than memory. on_bad_record ('error' or 'skip')
-        applies to records with NaN or infinite numbers in an RDD's records
-        (sources made by pysparknet.data carry their own policy).
+        fetches one contiguous slice, as a broadcast of its own); an RDD of
+        (ndarray, label) records or a DataFrame (image and label columns), cached
+        by the workers as arrays; or a StreamSource (data/streams.py) that the
+        workers read from its source on every pass, for partitions larger than
+        memory. on_bad_record ('error' or 'skip') applies to records with NaN or
+        infinite numbers in an RDD's records (pysparknet.data sources carry their
+        own policy).
         """
-        if checkpoint_dir is not None:  # before any work: not after round 1's training
-            checkpoint.check_writable(Path(checkpoint_dir))
-        slots.wait_for_slots(self.sc, self.num_workers, self.slots_timeout)
-        if self.device == "gpu":
-            slots.check_gpu_assignment(self.sc.getConf(), self.on_unassigned_gpu)
-        executors.check_executors(self.sc, self.num_workers)
+        self._check_cluster(checkpoint_dir)
         train = self._training_set(train_data, on_bad_record)
         try:
             validation = self._validation_arrays(validation_data)
@@ -228,7 +221,7 @@ class SparkNetTrainer:
             train.unpersist()
             raise
         loop = FitLoop(rounds, validation is not None, validate_every, checkpoint_dir,
-                     checkpoint_every, metrics_path, progress, start, history)
+                       checkpoint_every, metrics_path, progress, start, history)
         try:
             for r in range(start, rounds):
                 weights, record = self.rounds.run(r, rounds, run, weights, loop)
@@ -244,6 +237,15 @@ class SparkNetTrainer:
             self._close_run(run)
         self.driver_net.set_weights(weights)
         return FitResult(weights, history)
+
+    def _check_cluster(self, checkpoint_dir) -> None:
+        """What the fit needs, checked before any work (not after round 1's training)."""
+        if checkpoint_dir is not None:
+            checkpoint.check_writable(Path(checkpoint_dir))
+        slots.wait_for_slots(self.sc, self.num_workers, self.slots_timeout)
+        if self.device == "gpu":
+            slots.check_gpu_assignment(self.sc.getConf(), self.on_unassigned_gpu)
+        executors.check_executors(self.sc, self.num_workers)
 
     def _training_set(self, train_data, on_bad_record: str) -> TrainingSet:
         if isinstance(train_data, StreamSource):
