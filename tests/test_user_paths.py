@@ -35,7 +35,8 @@ def test_the_whole_float_training_set_trains_from_arrays(spark, float_train, fmn
 
 
 def test_arrays_feed_each_worker_the_slice_parallelize_would(spark, fmnist_train):
-    """Same K contiguous slices as sc.parallelize(records, K): the same training."""
+    """Same K contiguous slices as sc.parallelize(records, K) cuts 1,000 records (two
+    of its 500-record batches): the same training."""
     x, y = fmnist_train[0][:1000], fmnist_train[1][:1000]
 
     def fit(data):

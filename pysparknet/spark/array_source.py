@@ -20,7 +20,9 @@ def is_arrays(data) -> bool:
 
 
 def slice_bounds(count: int, parts: int) -> list[tuple[int, int]]:
-    """K contiguous slices as sc.parallelize cuts a list: [i*n/K, (i+1)*n/K)."""
+    """K contiguous, near-equal slices [i*n/K, (i+1)*n/K). (sc.parallelize cuts a
+    list the same way only when it fits in K of PySpark's serialization batches,
+    up to 1,024 records each: it slices batches, not records.)"""
     return [(i * count // parts, (i + 1) * count // parts) for i in range(parts)]
 
 
