@@ -18,10 +18,12 @@ class TauSchedule:
                              f"the round, got {tau!r}")
         self.spec = tau
         self._taus: list[int] = []  # each round's, as asked for
+        self._starts: list[int] = [0]  # iterations done by the start of each round
 
     def __call__(self, r: int) -> int:
         while len(self._taus) <= r:
             self._taus.append(self._evaluate(len(self._taus)))
+            self._starts.append(self._starts[-1] + self._taus[-1])
         return self._taus[r]
 
     def _evaluate(self, r: int) -> int:
@@ -35,7 +37,9 @@ class TauSchedule:
 
     def iterations_before(self, r: int) -> int:
         """Solver iterations done by the start of round r (the LR schedule's clock)."""
-        return sum(self(i) for i in range(r))
+        if r > 0:
+            self(r - 1)
+        return self._starts[r]
 
     def describe(self, rounds: int) -> dict:
         """What a checkpoint records, to check a resumed trainer against."""

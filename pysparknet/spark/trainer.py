@@ -38,6 +38,9 @@ from .worker import NetSpec, check_slice, release, stack_partition
 
 _LOG = logging.getLogger("pysparknet")
 SOLVER_STATES = ("local", "reset", "average")
+# Checkpoints written before these settings existed were written with these values.
+_SETTINGS_BEFORE_THEY_WERE_WRITTEN = {"solver_state": "local", "outer": OuterOptimizer().config()}
+_SETTING_NAMES = {"num_workers": "K", "outer": "outer optimizer"}
 
 
 @dataclass
@@ -324,9 +327,12 @@ class SparkNetTrainer:
             self.driver_net.set_history(self.rounds.history)
         self.driver_net.iteration = self.tau.iterations_before(round_done)
         checkpoint.save(Path(directory), self.driver_net, round_done, history,
-                        {**self.tau.describe(round_done), "num_workers": self.num_workers,
-                         "solver_state": self.solver_state,
-                         "outer": self.outer.config()}, outer_state=self.outer.velocity)
+                        self._settings(round_done), outer_state=self.outer.velocity)
+
+    def _settings(self, rounds_done: int) -> dict:
+        """What a checkpoint records of this trainer, and a resumed one must match."""
+        return {**self.tau.describe(rounds_done), "num_workers": self.num_workers,
+                "solver_state": self.solver_state, "outer": self.outer.config()}
 
     def _exchange_addresses(self) -> tuple[str, str]:
         """(listen on, advertise) as Spark's driver does: spark.driver.bindAddress
@@ -336,20 +342,15 @@ class SparkNetTrainer:
         return conf.get("spark.driver.bindAddress", None) or advertise, advertise
 
     def _check_same_run(self, meta: dict) -> None:
-        mine = self.tau.describe(meta.get("round", 0))
-        written = {key: meta.get(key) for key in mine}
-        if written != mine or meta.get("num_workers") != self.num_workers:
-            raise ValueError(f"the checkpoint was written with {written}, "
-                             f"K={meta.get('num_workers')}; this trainer has {mine}, "
-                             f"K={self.num_workers}")
-        if meta.get("solver_state", "local") != self.solver_state:
-            raise ValueError(f"the checkpoint was written with solver_state="
-                             f"{meta.get('solver_state', 'local')!r}; this trainer has "
-                             f"{self.solver_state!r}")
-        written = meta.get("outer", OuterOptimizer().config())  # before outer optimizers
-        if written != self.outer.config():
-            raise ValueError(f"the checkpoint was written with the outer optimizer "
-                             f"{written}; this trainer has {self.outer.config()}")
+        mine = self._settings(meta.get("round", 0))
+        written = {key: meta.get(key, _SETTINGS_BEFORE_THEY_WERE_WRITTEN.get(key))
+                   for key in mine}
+        differ = [key for key in mine if written[key] != mine[key]]
+        if differ:
+            def text(settings):
+                return ", ".join(f"{_SETTING_NAMES.get(k, k)}={settings[k]!r}" for k in differ)
+            raise ValueError(f"the checkpoint was written with {text(written)}; this trainer "
+                             f"has {text(mine)}")
 
     def _release(self, run: Run) -> None:
         """Best effort: free the run's solvers. Over the data-free partitions, whose

@@ -174,7 +174,6 @@ class WeightExchange:
         self._aborted = False
         self._closed = False
         self._receive: Optional[np.ndarray] = None  # reused across rounds: no page faults
-        self._first_error: Optional[BaseException] = None  # partition 0's reader
         threading.Thread(target=self._accept, name="sparknet-weights", daemon=True).start()
 
     # --- driver API ---------------------------------------------------------
@@ -205,38 +204,37 @@ class WeightExchange:
         total = np.empty(size, np.float32)
         if self._receive is None or self._receive.size != size:
             self._receive = np.empty(size, np.float32)
-        first = threading.Thread(target=self._read_into, args=(0, total, deadline),
+        first_failed: list = []  # partition 0's reader's error, if it failed
+        first = threading.Thread(target=self._read_first, args=(total, deadline, first_failed),
                                  name="sparknet-gather-0", daemon=True)
         first.start()
+
+        def join_first():
+            first.join()
+            if first_failed:  # partition 0's failure is the cause of any later one
+                raise first_failed[0]
         try:
             for part in range(1, partitions):
                 self._read_into(part, self._receive, deadline)
                 if part == 1:
-                    first.join()
-                    self._raise_first_error()
+                    join_first()
                 total += self._receive
         except BaseException:
-            first.join()
-            self._raise_first_error()  # partition 0's failure is the cause, if it failed
+            join_first()
             raise
-        first.join()
-        self._raise_first_error()
+        join_first()
         return total
 
     def _read_into(self, part: int, target: np.ndarray, deadline: Deadline) -> None:
-        try:
-            while not self._read_result(part, target, deadline):
-                pass  # that attempt broke off; its retry sends again
-        except BaseException as error:  # noqa: BLE001 - raised by gather()
-            if part != 0:
-                raise
-            self._first_error = error
-            self.abort()  # wake the other reader
+        while not self._read_result(part, target, deadline):
+            pass  # that attempt broke off; its retry sends again
 
-    def _raise_first_error(self) -> None:
-        error, self._first_error = self._first_error, None
-        if error is not None:
-            raise error
+    def _read_first(self, total: np.ndarray, deadline: Deadline, failed: list) -> None:
+        try:
+            self._read_into(0, total, deadline)
+        except BaseException as error:  # noqa: BLE001 - raised by gather()
+            failed.append(error)
+            self.abort()  # wake the other reader
 
     def abort(self) -> None:
         """The round failed: wake gather() and drop every pending connection."""
@@ -277,11 +275,7 @@ class WeightExchange:
                 raise self._timeout(part, deadline) from None
         finally:
             conn.close()
-            with self._lock:
-                if self._holders.get(part) is holder:
-                    del self._holders[part]
-                if ok:
-                    self._done.add(part)
+            self._drop(part, holder, done=ok)
         return ok
 
     def _parked_holder(self, part: int, deadline: Deadline) -> _Holder:
@@ -325,7 +319,11 @@ class WeightExchange:
             self._start_serving(conn)
 
     def _start_serving(self, conn: socket.socket) -> None:
-        _no_delay(conn)
+        try:
+            _no_delay(conn)
+        except OSError:  # the peer is already gone: nothing to serve
+            conn.close()
+            return
         with self._lock:
             admitted = self._pending < self._max_pending
             self._pending += admitted
@@ -406,23 +404,24 @@ class WeightExchange:
         holder = self._holders[part] = _Holder(conn)
         return len(self._weights), holder, False
 
-    def _drop(self, part: int, holder: Optional[_Holder]) -> None:
-        if holder is None:
-            return
+    def _drop(self, part: int, holder: Optional[_Holder], done: bool = False) -> None:
+        """`holder` no longer holds `part` (if it still did); done: its result is summed."""
         with self._lock:
-            if self._holders.get(part) is holder:
+            if holder is not None and self._holders.get(part) is holder:
                 del self._holders[part]
+            if done:
+                self._done.add(part)
 
 
 # --- the worker's end -------------------------------------------------------
 def _open(ticket: Ticket, deadline: Deadline) -> socket.socket:
     host, port = ticket.address
     raw = socket.create_connection((host, port), timeout=deadline.left())
-    _no_delay(raw)
-    if ticket.certificate is None:
-        return raw
-    context = exchange_tls.client_context(ticket.certificate)
     try:
+        _no_delay(raw)
+        if ticket.certificate is None:
+            return raw
+        context = exchange_tls.client_context(ticket.certificate)
         conn = context.wrap_socket(raw, server_hostname=None, do_handshake_on_connect=False)
         conn.settimeout(deadline.left())
         conn.do_handshake()

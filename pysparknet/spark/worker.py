@@ -180,7 +180,7 @@ def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int)
               seed=None if spec.seed is None else spec.seed + index)
     net.set_training_data(data)
     net.iteration = start_iter  # the learning-rate schedule goes on
-    solver = _SOLVERS[key] = _Solver(net, data, round_no)
+    solver = _SOLVERS[key] = _Solver(net, data, round_no, used=time.monotonic())
     return solver, True
 
 
