@@ -92,13 +92,15 @@ class NetHandle:
             out.append((layer.value.decode(), index.value, tuple(shape[: ndim.value])))
         return out
 
+    def _floats(self, function, array: np.ndarray) -> None:
+        """Call a native function that takes this net and a float32 buffer."""
+        N.check(function(self.ptr, array.ctypes.data_as(ctypes.POINTER(c_float)), array.size))
+
     def get_weights(self, out: np.ndarray) -> None:
-        N.check(N.sn_net_get_weights(self.ptr, out.ctypes.data_as(ctypes.POINTER(c_float)),
-                                     out.size))
+        self._floats(N.sn_net_get_weights, out)
 
     def set_weights(self, flat: np.ndarray) -> None:
-        N.check(N.sn_net_set_weights(self.ptr, flat.ctypes.data_as(ctypes.POINTER(c_float)),
-                                     flat.size))
+        self._floats(N.sn_net_set_weights, flat)
 
     def history_size(self) -> int:
         count = c_int64()
@@ -106,12 +108,10 @@ class NetHandle:
         return count.value
 
     def get_history(self, out: np.ndarray) -> None:
-        N.check(N.sn_net_get_history(self.ptr, out.ctypes.data_as(ctypes.POINTER(c_float)),
-                                     out.size))
+        self._floats(N.sn_net_get_history, out)
 
     def set_history(self, flat: np.ndarray) -> None:
-        N.check(N.sn_net_set_history(self.ptr, flat.ctypes.data_as(ctypes.POINTER(c_float)),
-                                     flat.size))
+        self._floats(N.sn_net_set_history, flat)
 
     def save_caffemodel(self, path: str) -> None:
         N.check(N.sn_net_save_caffemodel(self.ptr, path.encode()))
