@@ -145,3 +145,16 @@ def test_open_data_guesses_sources_for_python_users(spark, fmnist_lmdb, tmp_path
     (tmp_path / "notes.txt").write_text("not data")
     with pytest.raises(UnknownSourceError, match="notes.txt.*LMDB"):
         open_data(spark, str(tmp_path / "notes.txt"))
+
+
+def test_arrays_that_do_not_pair_up_are_clear_errors(spark, fmnist_train):
+    x, y = fmnist_train[0][:600], fmnist_train[1][:600]
+    trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5)
+    with pytest.raises(DataError, match="600 images but 599 labels"):
+        trainer.fit((x, y[:-1]), rounds=1, progress=False)
+    with pytest.raises(DataError, match="one number per image"):
+        trainer.fit((x, np.stack([y, y], axis=1)), rounds=1, progress=False)
+    with pytest.raises(ValueError, match="on_unassigned_gpu must be 'warn' or 'error'"):
+        SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=1,
+                        on_unassigned_gpu="ignore")
+    assert trainer.fit((x, y), rounds=1, progress=False).history[0]["round"] == 1  # lives on
