@@ -9,6 +9,11 @@ Same batch, same run, same OpenBLAS threads. Real data matters: on all-zero
 Input blobs Caffe runs faster than on images.
 
     python bench/bench_zoo_forward_backward.py [--batch 8] [--iterations 5]
+    python bench/bench_zoo_forward_backward.py --device gpu:0 --nets lenet alexnet googlenet \\
+        --iterations 50 --torch
+
+On a GPU, the table adds Net.train (with the solver's update) and PyTorch's
+training step on the same GPU (bench/torch_baselines.py) in fp32 and TF32.
 """
 from __future__ import annotations
 
@@ -27,46 +32,89 @@ from pysparknet.data.datum import write_datum_lmdb
 from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import to_text
 
+import torch_baselines  # bench/, beside this script
+
+
+RECORD_SHAPE = {"lenet": (1, 28, 28)}  # the others: (3, 256, 256) images
+GPU_BATCH = {"lenet": 64, "alexnet": 256, "googlenet": 64}  # SparkNet's GPU study sizes
+
+
+def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: int):
+    """`caffe time` on the net's own Data layer over an LMDB of random images;
+    the same images and labels come back for the Net run."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4 * batch, *RECORD_SHAPE.get(name, (3, 256, 256))),
+                          np.uint8)
+    labels = rng.integers(0, 10 if name == "lenet" else 1000, 4 * batch)
+    db = work / f"{name}_lmdb"
+    write_datum_lmdb(db, zip(images, labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = dict(batch_size=batch, test_batch_size=batch)
+        model = zoo.load(name, **kwargs)
+        with_data = zoo.load(name, feed=False, **kwargs,
+                             sources={caffe_pb2.TRAIN: db, caffe_pb2.TEST: db}).net
+    path = work / f"{name}.prototxt"
+    path.write_text(to_text(with_data))
+    gpu = ["-gpu", device.split(":")[1]] if device.startswith("gpu") else []
+    log = run_tool("caffe", ["time", "-model", path, "-iterations", iterations, *gpu])
+    tool_ms = float(re.search(r"Average Forward-Backward: ([\d.]+) ms", log).group(1))
+    return tool_ms, model, (images, labels)
+
+
+def net_ms(model, data, device: str, iterations: int) -> tuple[float, float]:
+    """Net.forward_backward (what `caffe time` measures) and Net.train (with the
+    solver's update) in ms/iteration, each after a warm-up pass."""
+    net = Net(model.net, model.solver, seed=0, device=device)
+    net.set_training_data(data)
+    net.forward_backward(1)  # warm-up: first touches of every buffer
+    tic = time.perf_counter()
+    net.forward_backward(iterations)
+    forward_backward = (time.perf_counter() - tic) * 1e3 / iterations
+    net.train(1)
+    tic = time.perf_counter()
+    net.train(iterations)
+    train = (time.perf_counter() - tic) * 1e3 / iterations
+    net.close()
+    return forward_backward, train
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size (default: 8 on CPU; 64/256/64 for LeNet/AlexNet/"
+                             "GoogLeNet on a GPU)")
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--nets", nargs="+", default=["alexnet", "googlenet"])
+    parser.add_argument("--device", default="cpu", help="cpu or gpu:N")
+    parser.add_argument("--torch", action="store_true",
+                        help="also time PyTorch training steps on the same GPU (fp32, TF32)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for name in args.nets:
-            rng = np.random.default_rng(0)
-            images = rng.integers(0, 256, (4 * args.batch, 3, 256, 256), np.uint8)
-            labels = rng.integers(0, 1000, 4 * args.batch)
-            db = Path(work) / f"{name}_lmdb"
-            write_datum_lmdb(db, zip(images, labels))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                kwargs = dict(batch_size=args.batch, test_batch_size=args.batch)
-                model = zoo.load(name, **kwargs)
-                with_data = zoo.load(name, feed=False, **kwargs,
-                                     sources={caffe_pb2.TRAIN: db, caffe_pb2.TEST: db}).net
-            path = Path(work) / f"{name}.prototxt"
-            path.write_text(to_text(with_data))
-            log = run_tool("caffe", ["time", "-model", path, "-iterations", args.iterations])
-            tool_ms = float(re.search(r"Average Forward-Backward: ([\d.]+) ms", log).group(1))
+            batch = args.batch or (GPU_BATCH[name] if args.device != "cpu" else 8)
+            tool_ms, model, data = caffe_time_ms(name, batch, Path(work), args.device,
+                                                 args.iterations)
+            ours_ms, train_ms = net_ms(model, data, args.device, args.iterations)
+            torch_ms = (torch_baselines.step_ms(name, batch, tf32=False),
+                        torch_baselines.step_ms(name, batch, tf32=True)) if args.torch else None
+            rows.append((name, batch, tool_ms, ours_ms, train_ms, torch_ms))
+            print(f"[bench] {rows[-1]}", flush=True)
+    print_table(rows, args)
 
-            net = Net(model.net, model.solver, seed=0)
-            net.set_training_data((images, labels))
-            net.forward_backward(1)  # warm-up: first touches of every buffer
-            tic = time.perf_counter()
-            net.forward_backward(args.iterations)
-            ours_ms = (time.perf_counter() - tic) * 1e3 / args.iterations
-            net.close()
-            rows.append((name, tool_ms, ours_ms))
-    print(f"\nbatch {args.batch}, {args.iterations} iterations\n")
-    print("| net | caffe time ms/iter | Net ms/iter | speed ratio (caffe / Net) |")
-    print("|---|---:|---:|---:|")
-    for name, tool_ms, ours_ms in rows:
-        print(f"| {name} | {tool_ms:.0f} | {ours_ms:.0f} | {tool_ms / ours_ms:.3f} |")
+
+def print_table(rows, args) -> None:
+    print(f"\n{args.device}, {args.iterations} iterations\n")
+    print("| net | batch | caffe time ms/iter | Net forward+backward ms/iter | speed ratio "
+          "(caffe / Net) | Net train ms/iter | PyTorch fp32 step ms | Net / PyTorch fp32 | "
+          "PyTorch TF32 step ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, batch, tool_ms, ours_ms, train_ms, torch_ms in rows:
+        fp32, tf32 = torch_ms or (float("nan"), float("nan"))
+        print(f"| {name} | {batch} | {tool_ms:.2f} | {ours_ms:.2f} | {tool_ms / ours_ms:.3f} | "
+              f"{train_ms:.2f} | {fp32:.2f} | {ours_ms / fp32:.2f} | {tf32:.2f} |")
 
 
 if __name__ == "__main__":

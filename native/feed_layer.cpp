@@ -6,6 +6,9 @@
 #include "caffe/layer_factory.hpp"
 #include "caffe/util/io.hpp"
 #include "caffe/util/rng.hpp"
+#ifndef CPU_ONLY
+#include "feed_transform.hpp"
+#endif
 
 namespace sparknet {
 
@@ -85,6 +88,10 @@ void FeedLayer::SetUpTransform(Blob<float>* data) {
   mean_values_.assign(transform_param_.mean_value().begin(), transform_param_.mean_value().end());
   CHECK(mean_values_.size() <= 1 || static_cast<int>(mean_values_.size()) == data->channels())
       << "Specify either 1 mean_value or as many as channels: " << data->channels();
+  if (!mean_values_.empty()) {
+    mean_values_blob_.Reshape(std::vector<int>{static_cast<int>(mean_values_.size())});
+    std::copy(mean_values_.begin(), mean_values_.end(), mean_values_blob_.mutable_cpu_data());
+  }
   // Draw from Caffe's RNG exactly as its prefetching data layers do, so the
   // same seed gives the same crops, flips and weight fillers as `caffe train`:
   // DataTransformer::InitRand runs twice (BaseDataLayer and
@@ -103,8 +110,8 @@ int FeedLayer::Rand(int n) {
   return ((*rng)() % n);
 }
 
-void FeedLayer::Forward_cpu(const std::vector<Blob<float>*>& bottom,
-                            const std::vector<Blob<float>*>& top) {
+// The next batch from the embedding program, every top's buffer present.
+sn_batch FeedLayer::Fetch(int num_tops) {
   const std::string& name = this->layer_param_.name();
   if (fn_ == NULL) {
     throw FeedError("no data for layer '" + name + "' in the " +
@@ -113,16 +120,24 @@ void FeedLayer::Forward_cpu(const std::vector<Blob<float>*>& bottom,
   }
   sn_batch batch;
   std::memset(&batch, 0, sizeof(batch));
-  batch.num_tops = static_cast<int>(top.size());
+  batch.num_tops = num_tops;
   const int phase = this->phase_ == caffe::TRAIN ? SN_PHASE_TRAIN : SN_PHASE_TEST;
   if (fn_(user_, phase, name.c_str(), &batch) != 0) {
     throw FeedError("the data feed of layer '" + name + "' failed");
   }
-  for (size_t i = 0; i < top.size(); ++i) {
+  for (int i = 0; i < num_tops; ++i) {
     if (batch.data[i] == NULL) {
       throw FeedError("the data feed gave no buffer for top '" +
                       this->layer_param_.top(i) + "' of layer '" + name + "'");
     }
+  }
+  return batch;
+}
+
+void FeedLayer::Forward_cpu(const std::vector<Blob<float>*>& bottom,
+                            const std::vector<Blob<float>*>& top) {
+  const sn_batch batch = Fetch(static_cast<int>(top.size()));
+  for (size_t i = 0; i < top.size(); ++i) {
     if (i == 0 && transform_) {
       TransformTop(batch, top[0]);
     } else {
@@ -141,7 +156,7 @@ void FeedLayer::CopyTop(const sn_batch& batch, int i, Blob<float>* top) {
   ToFloat(batch, i, count, top->mutable_cpu_data());
 }
 
-void FeedLayer::TransformTop(const sn_batch& batch, Blob<float>* top) {
+void FeedLayer::CheckTransformInput(const sn_batch& batch, Blob<float>* top) {
   // The raw batch may be larger than the top when transform_param crops.
   const int64_t* shape = batch.shape[0];
   const int crop = transform_param_.crop_size();
@@ -165,37 +180,55 @@ void FeedLayer::TransformTop(const sn_batch& batch, Blob<float>* top) {
                     " but the images are " + std::to_string(shape[2]) + "x" +
                     std::to_string(shape[3]));
   }
-  if (batch.dtype[0] == SN_UINT8) {
-    TransformItems(static_cast<const uint8_t*>(batch.data[0]), shape[2], shape[3], top);
-  } else if (batch.dtype[0] == SN_FLOAT32) {
-    TransformItems(static_cast<const float*>(batch.data[0]), shape[2], shape[3], top);
-  } else {
+  if (batch.dtype[0] != SN_UINT8 && batch.dtype[0] != SN_FLOAT32) {
     throw FeedError("feed returned an unknown dtype code " + std::to_string(batch.dtype[0]));
   }
+}
+
+void FeedLayer::TransformTop(const sn_batch& batch, Blob<float>* top) {
+  CheckTransformInput(batch, top);
+  const int height = batch.shape[0][2], width = batch.shape[0][3];
+  const std::vector<int> draws = Draws(top->num(), height, width);
+  if (batch.dtype[0] == SN_UINT8) {
+    TransformItems(static_cast<const uint8_t*>(batch.data[0]), height, width, draws, top);
+  } else {
+    TransformItems(static_cast<const float*>(batch.data[0]), height, width, draws, top);
+  }
+}
+
+// Each item's (mirror, h_off, w_off): DataTransformer's random draws, in its
+// order (mirror, then the crop offsets), for the host and device transforms alike.
+std::vector<int> FeedLayer::Draws(int num, int height, int width) {
+  const int crop = transform_param_.crop_size();
+  std::vector<int> draws(3 * num, 0);
+  for (int n = 0; n < num; ++n) {
+    draws[3 * n] = transform_param_.mirror() && Rand(2);
+    if (crop) {
+      if (this->phase_ == caffe::TRAIN) {
+        draws[3 * n + 1] = Rand(height - crop + 1);
+        draws[3 * n + 2] = Rand(width - crop + 1);
+      } else {
+        draws[3 * n + 1] = (height - crop) / 2;
+        draws[3 * n + 2] = (width - crop) / 2;
+      }
+    }
+  }
+  return draws;
 }
 
 // DataTransformer<float>::Transform(const Datum&, ...) for each item: the same
 // random draws in the same order (mirror, then crop offsets), the same
 // (x - mean) * scale in float, written straight from the caller's buffer.
 template <typename T>
-void FeedLayer::TransformItems(const T* in, int height, int width, Blob<float>* top) {
+void FeedLayer::TransformItems(const T* in, int height, int width, const std::vector<int>& draws,
+                               Blob<float>* top) {
   const int channels = top->channels(), out_h = top->height(), out_w = top->width();
-  const int crop = transform_param_.crop_size();
   const float scale = transform_param_.scale();
   const float* mean = mean_.count() ? mean_.cpu_data() : NULL;
   float* out = top->mutable_cpu_data();
   for (int n = 0; n < top->num(); ++n) {
-    const bool mirror = transform_param_.mirror() && Rand(2);
-    int h_off = 0, w_off = 0;
-    if (crop) {
-      if (this->phase_ == caffe::TRAIN) {
-        h_off = Rand(height - crop + 1);
-        w_off = Rand(width - crop + 1);
-      } else {
-        h_off = (height - crop) / 2;
-        w_off = (width - crop) / 2;
-      }
-    }
+    const bool mirror = draws[3 * n];
+    const int h_off = draws[3 * n + 1], w_off = draws[3 * n + 2];
     const T* item = in + static_cast<int64_t>(n) * channels * height * width;
     for (int c = 0; c < channels; ++c) {
       const float mean_value = mean_values_.empty() ? 0.f
@@ -218,6 +251,78 @@ void FeedLayer::TransformItems(const T* in, int height, int width, Blob<float>* 
     }
   }
 }
+
+#ifndef CPU_ONLY
+FeedLayer::~FeedLayer() {
+  if (staged_) cudaEventSynchronize(staged_);
+  if (staging_) cudaFreeHost(staging_);
+  if (staged_) cudaEventDestroy(staged_);
+}
+
+void FeedLayer::Forward_gpu(const std::vector<Blob<float>*>& bottom,
+                            const std::vector<Blob<float>*>& top) {
+  if (!transform_) {
+    Forward_cpu(bottom, top);  // plain copies on the host; Caffe syncs them
+    return;
+  }
+  const sn_batch batch = Fetch(static_cast<int>(top.size()));
+  for (size_t i = 1; i < top.size(); ++i) CopyTop(batch, i, top[i]);
+  CheckTransformInput(batch, top[0]);
+  if (batch.dtype[0] == SN_UINT8) {
+    TransformOnDevice<uint8_t>(batch, top[0]);
+  } else {
+    TransformOnDevice<float>(batch, top[0]);
+  }
+}
+
+// Pinned host memory for the next upload, once the previous one has left it.
+uint8_t* FeedLayer::Stage(size_t bytes) {
+  if (!staged_) CUDA_CHECK(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventSynchronize(staged_));
+  if (bytes > staging_bytes_) {
+    if (staging_) CUDA_CHECK(cudaFreeHost(staging_));
+    staging_ = nullptr;
+    staging_bytes_ = 0;
+    CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), bytes));
+    staging_bytes_ = bytes;
+  }
+  if (!raw_ || raw_->size() < bytes) raw_.reset(new caffe::SyncedMemory(bytes));
+  return staging_;
+}
+
+// The raw batch (uint8 stays uint8: a quarter of the floats' bytes) and its
+// draws cross in one asynchronous copy on the default stream, where the
+// kernel and then the net's layers follow it.
+template <typename T>
+void FeedLayer::TransformOnDevice(const sn_batch& batch, Blob<float>* top) {
+  const int height = batch.shape[0][2], width = batch.shape[0][3];
+  const std::vector<int> draws = Draws(top->num(), height, width);
+  const size_t draw_bytes = draws.size() * sizeof(int);
+  const size_t data_bytes = BatchCount(batch, 0) * sizeof(T);
+  uint8_t* host = Stage(draw_bytes + data_bytes);
+  std::memcpy(host, draws.data(), draw_bytes);
+  std::memcpy(host + draw_bytes, batch.data[0], data_bytes);
+  uint8_t* device = static_cast<uint8_t*>(raw_->mutable_gpu_data());
+  CUDA_CHECK(cudaMemcpyAsync(device, host, draw_bytes + data_bytes, cudaMemcpyHostToDevice,
+                             cudaStreamLegacy));
+  CUDA_CHECK(cudaEventRecord(staged_, cudaStreamLegacy));
+  TransformArgs args;
+  args.num = top->num();
+  args.channels = top->channels();
+  args.height = height;
+  args.width = width;
+  args.out_h = top->height();
+  args.out_w = top->width();
+  args.scale = transform_param_.scale();
+  args.mean = mean_.count() ? mean_.gpu_data() : nullptr;
+  args.mean_values = mean_values_.empty() ? nullptr : mean_values_blob_.gpu_data();
+  args.num_mean_values = static_cast<int>(mean_values_.size());
+  args.draws = reinterpret_cast<const int*>(device);
+  TransformOnGpu(reinterpret_cast<const T*>(device + draw_bytes), args, top->mutable_gpu_data(),
+                 cudaStreamLegacy);
+  CUDA_POST_KERNEL_CHECK;
+}
+#endif
 
 // Registered by hand: Caffe's REGISTER_LAYER_CLASS also wants a double layer.
 static boost::shared_ptr<caffe::Layer<float> > CreateFeedLayer(

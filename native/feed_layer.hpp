@@ -16,6 +16,7 @@
 #include "caffe/blob.hpp"
 #include "caffe/common.hpp"
 #include "caffe/proto/caffe.pb.h"
+#include "caffe/syncedmem.hpp"
 #include "caffe/layer.hpp"
 #include "sparknet_caffe.h"
 
@@ -45,10 +46,11 @@ class FeedLayer : public caffe::Layer<float> {
  protected:
   void Forward_cpu(const std::vector<caffe::Blob<float>*>& bottom,
                    const std::vector<caffe::Blob<float>*>& top) override;
+#ifndef CPU_ONLY
+  // The transformed top is made on the device from the raw batch.
   void Forward_gpu(const std::vector<caffe::Blob<float>*>& bottom,
-                   const std::vector<caffe::Blob<float>*>& top) override {
-    Forward_cpu(bottom, top);  // tops are filled on the host; Caffe syncs them
-  }
+                   const std::vector<caffe::Blob<float>*>& top) override;
+#endif
   void Backward_cpu(const std::vector<caffe::Blob<float>*>& top,
                     const std::vector<bool>& propagate_down,
                     const std::vector<caffe::Blob<float>*>& bottom) override {}
@@ -58,11 +60,20 @@ class FeedLayer : public caffe::Layer<float> {
 
  private:
   void SetUpTransform(caffe::Blob<float>* data);
+  sn_batch Fetch(int num_tops);
   void CopyTop(const sn_batch& batch, int i, caffe::Blob<float>* top);
+  void CheckTransformInput(const sn_batch& batch, caffe::Blob<float>* top);
   void TransformTop(const sn_batch& batch, caffe::Blob<float>* top);
   template <typename T>
-  void TransformItems(const T* in, int height, int width, caffe::Blob<float>* top);
+  void TransformItems(const T* in, int height, int width, const std::vector<int>& draws,
+                      caffe::Blob<float>* top);
+  std::vector<int> Draws(int num, int height, int width);
   int Rand(int n);
+#ifndef CPU_ONLY
+  template <typename T>
+  void TransformOnDevice(const sn_batch& batch, caffe::Blob<float>* top);
+  uint8_t* Stage(size_t bytes);
+#endif
 
   sn_feed_fn fn_;
   void* user_;
@@ -71,6 +82,17 @@ class FeedLayer : public caffe::Layer<float> {
   caffe::Blob<float> mean_;           // mean_file's blob, (1, C, H, W)
   std::vector<float> mean_values_;
   boost::shared_ptr<caffe::Caffe::RNG> rng_;  // as DataTransformer::InitRand seeds it
+  caffe::Blob<float> mean_values_blob_;  // mean_values_, for the device
+#ifndef CPU_ONLY
+  // The raw batch and its draws: pinned on the host, then on the device.
+  uint8_t* staging_ = nullptr;
+  size_t staging_bytes_ = 0;
+  cudaEvent_t staged_ = nullptr;  // the copy out of staging_ has finished
+  boost::shared_ptr<caffe::SyncedMemory> raw_;
+
+ public:
+  ~FeedLayer() override;
+#endif
 };
 
 }  // namespace sparknet

@@ -139,6 +139,13 @@ struct sn_net {
       Caffe::set_mode(Caffe::GPU);
     }
   }
+  // A call returns once its work is done on the GPU too: timings hold, and
+  // an asynchronous kernel fault is reported by the call that caused it.
+  void Finish() const {
+#ifndef CPU_ONLY
+    if (device >= 0) CUDA_CHECK(cudaDeviceSynchronize());
+#endif
+  }
   Net<float>* train_net() const { return solver ? solver->net().get() : nullptr; }
   Net<float>* test_net() const {
     if (test_only) return test_only.get();
@@ -338,6 +345,23 @@ sn_status sn_net_blob_shape(sn_net* net, int phase, const char* name, int* ndim,
   });
 }
 
+sn_status sn_net_blob_data(sn_net* net, int phase, const char* name, float* out,
+                           int64_t count) {
+  return Guard([&] {
+    net->Enter();
+    Net<float>* n = net->net_for(phase);
+    if (n == nullptr || !n->has_blob(name)) {
+      throw ArgumentError(std::string("no blob named '") + name + "'");
+    }
+    const Blob<float>& blob = *n->blob_by_name(name);
+    if (count != blob.count()) {
+      throw ArgumentError(std::string("blob '") + name + "' holds " +
+                          std::to_string(blob.count()) + " values, not " + std::to_string(count));
+    }
+    std::memcpy(out, blob.cpu_data(), count * sizeof(float));
+  });
+}
+
 sn_status sn_net_train(sn_net* net, int iters, double* means, int capacity) {
   if (!net->solver) return Fail(SN_ERR_ARGUMENT, "this net has no solver (test-only)");
   if (iters < 0) return Fail(SN_ERR_ARGUMENT, "iters must be >= 0");
@@ -345,6 +369,7 @@ sn_status sn_net_train(sn_net* net, int iters, double* means, int capacity) {
     net->Enter();
     net->train_means->Reset();
     net->solver->Step(iters);
+    net->Finish();
     net->train_means->Means(means, capacity);
   });
 }
@@ -355,6 +380,7 @@ sn_status sn_net_forward_backward(sn_net* net, int iters) {
     net->Enter();
     Net<float>* train = net->net_for(SN_PHASE_TRAIN);
     for (int it = 0; it < iters; ++it) train->ForwardBackward();
+    net->Finish();
   });
 }
 

@@ -82,6 +82,9 @@ SN_EXPORT sn_status sn_net_output_name(sn_net* net, int phase, int index, const 
 /* Shape of any blob of the given phase's net, by name. */
 SN_EXPORT sn_status sn_net_blob_shape(sn_net* net, int phase, const char* name,
                                       int* ndim, int64_t* shape);
+/* Copy of a blob's values as the last pass left them; count must be its size. */
+SN_EXPORT sn_status sn_net_blob_data(sn_net* net, int phase, const char* name, float* out,
+                                     int64_t count);
 
 /* Step the solver; means[i] is train output i averaged over the steps. */
 SN_EXPORT sn_status sn_net_train(sn_net* net, int iters, double* means, int capacity);

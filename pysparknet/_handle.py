@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ctypes
-from ctypes import byref, c_char_p, c_double, c_float, c_int, c_int64
+from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int, c_int64
 
 import numpy as np
 
@@ -61,6 +61,12 @@ class NetHandle:
         shape = (c_int64 * N.SN_MAX_DIMS)()
         N.check(N.sn_net_blob_shape(self.ptr, phase, name.encode(), byref(ndim), shape))
         return tuple(shape[: ndim.value])
+
+    def blob_data(self, phase: int, name: str) -> np.ndarray:
+        values = np.empty(self.blob_shape(phase, name), np.float32)
+        N.check(N.sn_net_blob_data(self.ptr, phase, name.encode(),
+                                   values.ctypes.data_as(POINTER(c_float)), values.size))
+        return values
 
     def set_feed(self, callback) -> None:
         self._feed_fn = N.sn_feed_fn(callback)

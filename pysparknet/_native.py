@@ -11,6 +11,7 @@ import os
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int64, c_size_t, c_void_p
 from pathlib import Path
 
+from ._cuda_libs import preload as preload_cuda_libraries
 from .errors import CaffeError, CaffeIOError, FeedError, NetArgumentError
 
 CAFFE_DIR = Path(__file__).resolve().parent / "_caffe"
@@ -48,8 +49,16 @@ def _load() -> ctypes.CDLL:
     if not LIBRARY.exists():
         raise ImportError(f"{LIBRARY} is missing: pysparknet's native part was not built "
                           "(install with `pip install .` from the source tree)")
-    # RTLD_GLOBAL: Caffe's layer registry must be one object for libcaffe and the shim.
-    return ctypes.CDLL(str(LIBRARY), mode=os.RTLD_NOW | ctypes.RTLD_GLOBAL)
+    not_in_wheels = preload_cuda_libraries(CAFFE_DIR)
+    try:
+        # RTLD_GLOBAL: Caffe's layer registry must be one object for libcaffe and the shim.
+        return ctypes.CDLL(str(LIBRARY), mode=os.RTLD_NOW | ctypes.RTLD_GLOBAL)
+    except OSError as error:
+        if not not_in_wheels:
+            raise
+        raise ImportError(f"{error}: this is a CUDA build of pysparknet, and no nvidia-* "
+                          f"wheel on sys.path provides {', '.join(not_in_wheels)}; "
+                          "install them with pip install 'pysparknet[cuda]'") from error
 
 
 lib = _load()
@@ -80,6 +89,8 @@ sn_net_num_outputs = _declare("sn_net_num_outputs", [sn_net_p, c_int, POINTER(c_
 sn_net_output_name = _declare("sn_net_output_name", [sn_net_p, c_int, c_int, POINTER(c_char_p)])
 sn_net_blob_shape = _declare("sn_net_blob_shape", [sn_net_p, c_int, c_char_p, POINTER(c_int),
                                                    POINTER(c_int64)])
+sn_net_blob_data = _declare("sn_net_blob_data", [sn_net_p, c_int, c_char_p, POINTER(c_float),
+                                                 c_int64])
 sn_net_train = _declare("sn_net_train", [sn_net_p, c_int, POINTER(c_double), c_int])
 sn_net_forward_backward = _declare("sn_net_forward_backward", [sn_net_p, c_int])
 sn_net_test = _declare("sn_net_test", [sn_net_p, c_int, POINTER(c_double), c_int])

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from . import _native
+from . import _cuda_libs, _native
 
 TOOL_NAMES = ("caffe", "convert_imageset", "compute_image_mean", "convert_mnist_data",
               "extract_features", "upgrade_net_proto_text", "upgrade_net_proto_binary",
@@ -45,9 +45,12 @@ def run_tool(name: str, args: list[str], cwd=None) -> str:
     The tool inherits this process's environment, so OpenBLAS runs as many
     threads there as here (the thread count changes sgemm's rounding).
     """
+    env = {**os.environ, "GLOG_logtostderr": "1"}
+    if _cuda_libs.is_cuda_build(_native.CAFFE_DIR):
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            [*_cuda_libs.library_folders(), *filter(None, [env.get("LD_LIBRARY_PATH")])])
     proc = subprocess.run([str(caffe_tool(name)), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True,
-                          env={**os.environ, "GLOG_logtostderr": "1"})
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{name} {' '.join(map(str, args))} failed "
                            f"({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -121,6 +121,10 @@ class Net:
             raise NetArgumentError("this net has no Input layer to feed")
         return self._handle.blob_shape(self._phase_net(phase), spec.data_top)
 
+    def blob(self, name: str, phase: int = TRAIN) -> np.ndarray:
+        """A copy of blob `name` as the last pass of that phase's net left it."""
+        return self._handle.blob_data(self._phase_net(phase), name)
+
     def batch_size(self, phase: int = TRAIN) -> int:
         return self.input_shape(phase)[0]
 

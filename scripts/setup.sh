@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up pysparknet on a fresh Debian/Ubuntu machine: system packages, a
 # virtual environment in .venv, and `pip install .` (which builds Caffe once,
-# cached in ~/.cache/pysparknet, and the native shim).
+# cached in ~/.cache/pysparknet, and the native shim). PYSPARKNET_CUDA=ON
+# builds for CUDA (with cuDNN) instead: it needs CUDA 13's nvcc, and takes the
+# CUDA libraries from PyPI's nvidia-* wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -26,6 +28,17 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+extras=test
+if [ "${PYSPARKNET_CUDA:-OFF}" = ON ]; then
+  # The CUDA build finds cuBLAS, cuRAND and cuDNN in PyPI's nvidia-* wheels, so
+  # they go in first: the [cuda] extra of pyproject.toml, read from there.
+  command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ] || {
+    echo "[setup] PYSPARKNET_CUDA=ON needs CUDA 13's nvcc (on PATH or /usr/local/cuda)" >&2; exit 1; }
+  echo "[setup] installing the CUDA libraries' wheels"
+  .venv/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['cuda']))" \
+    | xargs .venv/bin/python -m pip install -q
+  extras=test,cuda
+fi
 echo "[setup] building pysparknet (Caffe is reused from the cache when present)"
-.venv/bin/python -m pip install -q ".[test]"
+.venv/bin/python -m pip install -q ".[$extras]"
 echo "[setup] done in $(( $(date +%s) - start )) s"

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 import urllib.request
@@ -56,6 +59,93 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "pysparknet"
 
 
+def cuda_toolkit() -> Path:
+    """The CUDA toolkit whose nvcc compiles Caffe's kernels."""
+    candidates = [os.environ.get(v) for v in ("PYSPARKNET_CUDA_HOME", "CUDA_HOME", "CUDA_PATH")]
+    candidates += ["/usr/local/cuda", *sorted(glob.glob("/usr/local/cuda-*"), reverse=True)]
+    for root in filter(None, candidates):
+        if (Path(root) / "bin/nvcc").is_file():
+            return Path(root)
+    raise SystemExit("a CUDA build needs nvcc: no bin/nvcc under $CUDA_HOME, /usr/local/cuda "
+                     "or /usr/local/cuda-*")
+
+
+def site_dirs() -> list[Path]:
+    """Where pip puts packages for the interpreter that runs the build (also
+    inside pip's isolated build environment, whose sys.path hides them)."""
+    dirs = [os.environ.get("PYSPARKNET_CUDA_SITE"), sysconfig.get_paths()["purelib"],
+            sysconfig.get_paths()["platlib"], *site.getsitepackages(), *sys.path]
+    return [Path(d) for d in dict.fromkeys(filter(None, dirs))]
+
+
+def cuda_wheels() -> dict[str, Path]:
+    """cuBLAS, cuRAND (and cuDNN, when there) from PyPI's nvidia-* wheels:
+    nvidia/cu13/{include,lib} and nvidia/cudnn/{include,lib}, versioned names only."""
+    found: dict[str, Path] = {}
+    for site_dir in site_dirs():
+        cu13, cudnn = site_dir / "nvidia/cu13", site_dir / "nvidia/cudnn"
+        if "cublas" not in found and (cu13 / "lib/libcublas.so.13").exists() \
+                and (cu13 / "lib/libcurand.so.10").exists():
+            found.update(cublas=cu13 / "lib/libcublas.so.13",
+                         curand=cu13 / "lib/libcurand.so.10", cu13_include=cu13 / "include")
+        if "cudnn" not in found and (cudnn / "lib/libcudnn.so.9").exists():
+            found.update(cudnn=cudnn / "lib/libcudnn.so.9", cudnn_include=cudnn / "include")
+    if "cublas" not in found:
+        raise SystemExit("a CUDA build needs cuBLAS and cuRAND from PyPI: pip install "
+                         "'nvidia-cublas==13.*' 'nvidia-curand==10.*' 'nvidia-cudnn-cu13==9.*' "
+                         "(README: the CUDA build); searched " + ", ".join(map(str, site_dirs())))
+    return found
+
+
+def relink(link: Path, target: Path) -> None:
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def cuda_library_folder(folder: Path, wheels: dict[str, Path]) -> Path:
+    """include/ with just cuBLAS's and cuRAND's headers (the wheel's include/
+    also holds a newer CUDA runtime's, which must not shadow nvcc's own) and
+    lib/ with the unversioned names FindCUDA looks for (it re-finds the
+    libraries itself, ignoring preset paths), beside the versioned ones."""
+    (folder / "include").mkdir(parents=True, exist_ok=True)
+    (folder / "lib").mkdir(exist_ok=True)
+    for header in wheels["cu13_include"].iterdir():
+        if header.name.startswith(("cublas", "curand")):
+            relink(folder / "include" / header.name, header)
+    for name in ("cublas", "curand"):
+        relink(folder / "lib" / f"lib{name}.so", wheels[name])
+    # and their own dependencies (libcublasLt), which the linker must see
+    for library in wheels["cublas"].parent.glob("lib*.so.*"):
+        relink(folder / "lib" / library.name, library)
+    return folder
+
+
+def cuda_options(root: Path, cuda_arch: str) -> list[str]:
+    wheels = cuda_wheels()
+    libraries = cuda_library_folder(root / "cuda", wheels)
+    real, ptx = cuda_arch.split(), cuda_arch.split()[-1:]
+    # The wheel lays out nvidia/cu13/lib and nvidia/cudnn/lib beside
+    # pysparknet/_caffe/{lib,bin} in site-packages: libcaffe and the tools find
+    # them there without LD_LIBRARY_PATH (as torch's libraries do).
+    rpath = ":".join(["$ORIGIN/../lib", "$ORIGIN/../../../nvidia/cu13/lib",
+                      "$ORIGIN/../../../nvidia/cudnn/lib"])
+    opts = [f"-DCUDA_TOOLKIT_ROOT_DIR={cuda_toolkit()}",
+            f"-DCMAKE_LIBRARY_PATH={libraries / 'lib'}",
+            f"-DCUDA_NVCC_FLAGS=-I{libraries / 'include'}",
+            # CUDA 13 keeps thrust and cub in include/cccl, where only nvcc looks
+            f"-DCMAKE_CXX_FLAGS=-isystem {libraries / 'include'} "
+            f"-isystem {cuda_toolkit() / 'include/cccl'}",
+            "-DCUDA_ARCH_NAME=Manual", f"-DCUDA_ARCH_BIN={' '.join(real)}",
+            f"-DCUDA_ARCH_PTX={' '.join(ptx)}", f"-DCMAKE_INSTALL_RPATH={rpath}"]
+    if "cudnn" in wheels:
+        opts += ["-DUSE_CUDNN=ON", f"-DCUDNN_INCLUDE={wheels['cudnn_include']}",
+                 f"-DCUDNN_LIBRARY={wheels['cudnn']}"]
+    else:
+        log("no nvidia-cudnn-cu13 wheel found: building without cuDNN")
+    return opts
+
+
 def cmake_options(cuda: bool, cuda_arch: str) -> list[str]:
     opts = [
         "-DCMAKE_BUILD_TYPE=Release",
@@ -73,9 +163,8 @@ def cmake_options(cuda: bool, cuda_arch: str) -> list[str]:
         "-DCMAKE_INSTALL_RPATH_USE_LINK_PATH=OFF",
         "-DCMAKE_INSTALL_LIBDIR=lib",
     ]
-    if cuda:
-        opts += ["-DCUDA_ARCH_NAME=Manual", f"-DCUDA_ARCH_BIN={cuda_arch}",
-                 "-DCUDA_ARCH_PTX="]
+    if cuda:  # later -D settings win: these replace USE_CUDNN and the rpath
+        opts += cuda_options(cache_root(), cuda_arch)
     return opts
 
 
@@ -185,7 +274,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cuda", action="store_true", help="build with CUDA (default: CPU only)")
-    parser.add_argument("--cuda-arch", default="90", help="CUDA_ARCH_BIN for a CUDA build")
+    parser.add_argument("--cuda-arch", default="80 90",
+                        help="real architectures of a CUDA build; PTX for the last")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--rebuild", action="store_true", help="ignore a cached build")
     args = parser.parse_args()
@@ -207,6 +297,8 @@ def main() -> None:
             build(root, source, options, args.jobs)
             info = {"version": source["version"], "key": key, "cuda": args.cuda,
                     "options": options, "source_dir": str(root / "src"),
+                    "cuda_library_include": str(cache_root() / "cuda/include")
+                    if args.cuda else "",
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             tmp = marker.with_suffix(".tmp")
             tmp.write_text(json.dumps(info, indent=2))

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The GPU checks of a CUDA build, on a GPU host that has a driver and Python
+# (no Java, no Spark, no Caffe dependencies). Installs the CUDA wheel into a
+# fresh virtual environment (with the nvidia-* CUDA wheels: pip install
+# "WHEEL[cuda]"), then runs bench/gpu_checks.py (CPU/GPU agreement, the GPU
+# feed, out-of-memory recovery, LeNet accuracy) and
+# bench/bench_zoo_forward_backward.py (Net vs `caffe time` vs PyTorch) and,
+# given Caffe's test binary, Caffe's own GPU tests. Writes everything to OUT.
+#
+#   bash scripts/gpu_check.sh WHEEL [OUT]      (default OUT: gpu-check-<date>)
+#
+# Environment:
+#   GPU_CHECK_SITE       use this already-installed site folder instead of WHEEL
+#   GPU_CHECK_LIBS       a folder of shared libraries the wheel does not vendor
+#   GPU_CHECK_TESTBIN    Caffe's test.testbin of the same build (GPU tests)
+#   PYSPARKNET_FASHION_MNIST  Fashion-MNIST's idx folder (the accuracy check)
+#   PYTHON               the interpreter (default python3; torch there adds the
+#                        PyTorch baselines)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+wheel=${1:?usage: gpu_check.sh WHEEL [OUT]}
+out=${2:-gpu-check-$(date +%Y%m%d-%H%M%S)}
+python=${PYTHON:-python3}
+mkdir -p "$out"
+log() { echo "[gpu_check] $*" | tee -a "$out/summary.txt"; }
+
+site=${GPU_CHECK_SITE:-}
+if [ -z "$site" ]; then
+  site=$(mktemp -d)/site
+  # --no-deps for pysparknet's Spark side; the CUDA wheels come with [cuda]
+  "$python" -m pip install -q --target "$site" --no-deps "$wheel" || exit 1
+fi
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+[ -n "${GPU_CHECK_LIBS:-}" ] && export LD_LIBRARY_PATH="$GPU_CHECK_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  "$python" -m pip list 2>/dev/null | grep -i -E "^(nvidia-|torch )"
+  "$python" -c "import json, pysparknet; info = pysparknet.build_info(); print(json.dumps({k: info[k] for k in ('caffe', 'cuda', 'library')}))"
+} 2>&1 | tee "$out/machine.txt"
+
+log "checks: agreement, feed, out-of-memory recovery, accuracy"
+timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/gpu_checks.py --out "$out/gpu_checks.json" 2>&1 | tee "$out/gpu_checks.log"
+
+log "speed: Net vs caffe time vs PyTorch"
+torch_flag=$("$python" -c "import torch; print('--torch' if torch.cuda.is_available() else '')" 2>/dev/null)
+timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/bench_zoo_forward_backward.py --device gpu:0 --nets lenet alexnet googlenet \
+  --iterations "${GPU_CHECK_ITERATIONS:-30}" $torch_flag 2>&1 | tee "$out/speed.log"
+
+if [ -n "${GPU_CHECK_TESTBIN:-}" ]; then
+  log "Caffe's GPU tests (${GPU_CHECK_TEST_FILTER:-all})"
+  "$GPU_CHECK_TESTBIN" --gtest_filter="${GPU_CHECK_TEST_FILTER:-*GPU*:*CuDNN*}" \
+    2>&1 | tail -60 > "$out/caffe_gpu_tests.log"
+  tail -3 "$out/caffe_gpu_tests.log" | tee -a "$out/summary.txt"
+fi
+grep -h '"pass"' "$out/gpu_checks.json" >/dev/null 2>&1 && \
+  "$python" -c "import json,sys; s=json.load(open(sys.argv[1])); print({k: v.get('pass') for k, v in s.items()})" \
+  "$out/gpu_checks.json" | tee -a "$out/summary.txt"
+grep -A8 "^| net" "$out/speed.log" >> "$out/summary.txt"
+log "done: $out"
