@@ -146,14 +146,19 @@ void FeedLayer::Forward_cpu(const std::vector<Blob<float>*>& bottom,
   }
 }
 
-void FeedLayer::CopyTop(const sn_batch& batch, int i, Blob<float>* top) {
+// Values of an untransformed top, checked against its shape.
+int64_t FeedLayer::PlainCount(const sn_batch& batch, int i, Blob<float>* top) {
   const int64_t count = BatchCount(batch, i);
   if (count != top->count()) {
     throw FeedError("top '" + this->layer_param_.top(i) + "' of layer '" +
                     this->layer_param_.name() + "' has shape " + top->shape_string() +
                     " but the feed gave " + ShapeString(batch.ndim[i], batch.shape[i]));
   }
-  ToFloat(batch, i, count, top->mutable_cpu_data());
+  return count;
+}
+
+void FeedLayer::CopyTop(const sn_batch& batch, int i, Blob<float>* top) {
+  ToFloat(batch, i, PlainCount(batch, i, top), top->mutable_cpu_data());
 }
 
 void FeedLayer::CheckTransformInput(const sn_batch& batch, Blob<float>* top) {
@@ -259,23 +264,53 @@ FeedLayer::~FeedLayer() {
   if (staged_) cudaEventDestroy(staged_);
 }
 
+namespace {
+size_t Aligned(size_t bytes) { return (bytes + 15) / 16 * 16; }
+}  // namespace
+
+// Every top crosses in one asynchronous copy from pinned memory on the
+// default stream, where the transform kernel and the net's layers follow:
+// no synchronous copy (a labels' cudaMemcpy would wait for the GPU) per pass.
+// The transformed top crosses raw (uint8 stays uint8: a quarter of the
+// floats' bytes) with its draws, and becomes floats on the device.
 void FeedLayer::Forward_gpu(const std::vector<Blob<float>*>& bottom,
                             const std::vector<Blob<float>*>& top) {
-  if (!transform_) {
-    Forward_cpu(bottom, top);  // plain copies on the host; Caffe syncs them
-    return;
-  }
   const sn_batch batch = Fetch(static_cast<int>(top.size()));
-  for (size_t i = 1; i < top.size(); ++i) CopyTop(batch, i, top[i]);
-  CheckTransformInput(batch, top[0]);
-  if (batch.dtype[0] == SN_UINT8) {
-    TransformOnDevice<uint8_t>(batch, top[0]);
-  } else {
-    TransformOnDevice<float>(batch, top[0]);
+  std::vector<int> draws;
+  size_t raw_bytes = 0;
+  if (transform_) {
+    CheckTransformInput(batch, top[0]);
+    draws = Draws(top[0]->num(), batch.shape[0][2], batch.shape[0][3]);
+    raw_bytes = BatchCount(batch, 0) * (batch.dtype[0] == SN_UINT8 ? 1 : sizeof(float));
   }
+  const size_t draw_bytes = Aligned(draws.size() * sizeof(int));
+  std::vector<size_t> offsets(top.size(), 0);
+  size_t total = draw_bytes + Aligned(raw_bytes);
+  for (size_t i = transform_ ? 1 : 0; i < top.size(); ++i) {
+    offsets[i] = total;
+    total += Aligned(PlainCount(batch, i, top[i]) * sizeof(float));
+  }
+  uint8_t* host = Stage(total);
+  std::memcpy(host, draws.data(), draws.size() * sizeof(int));
+  if (transform_) std::memcpy(host + draw_bytes, batch.data[0], raw_bytes);
+  uint8_t* device = static_cast<uint8_t*>(raw_->mutable_gpu_data());
+  if (transform_) {
+    CUDA_CHECK(cudaMemcpyAsync(device, host, draw_bytes + raw_bytes, cudaMemcpyHostToDevice,
+                               cudaStreamLegacy));
+  }
+  for (size_t i = transform_ ? 1 : 0; i < top.size(); ++i) {
+    float* staged = reinterpret_cast<float*>(host + offsets[i]);
+    ToFloat(batch, i, top[i]->count(), staged);
+    CUDA_CHECK(cudaMemcpyAsync(top[i]->mutable_gpu_data(), staged,
+                               top[i]->count() * sizeof(float), cudaMemcpyHostToDevice,
+                               cudaStreamLegacy));
+  }
+  CUDA_CHECK(cudaEventRecord(staged_, cudaStreamLegacy));
+  if (transform_) TransformOnDevice(batch, device, draw_bytes, top[0]);
 }
 
-// Pinned host memory for the next upload, once the previous one has left it.
+// Pinned host memory for the next upload, once the previous one has left it,
+// and device memory for the raw batch.
 uint8_t* FeedLayer::Stage(size_t bytes) {
   if (!staged_) CUDA_CHECK(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventSynchronize(staged_));
@@ -290,27 +325,13 @@ uint8_t* FeedLayer::Stage(size_t bytes) {
   return staging_;
 }
 
-// The raw batch (uint8 stays uint8: a quarter of the floats' bytes) and its
-// draws cross in one asynchronous copy on the default stream, where the
-// kernel and then the net's layers follow it.
-template <typename T>
-void FeedLayer::TransformOnDevice(const sn_batch& batch, Blob<float>* top) {
-  const int height = batch.shape[0][2], width = batch.shape[0][3];
-  const std::vector<int> draws = Draws(top->num(), height, width);
-  const size_t draw_bytes = draws.size() * sizeof(int);
-  const size_t data_bytes = BatchCount(batch, 0) * sizeof(T);
-  uint8_t* host = Stage(draw_bytes + data_bytes);
-  std::memcpy(host, draws.data(), draw_bytes);
-  std::memcpy(host + draw_bytes, batch.data[0], data_bytes);
-  uint8_t* device = static_cast<uint8_t*>(raw_->mutable_gpu_data());
-  CUDA_CHECK(cudaMemcpyAsync(device, host, draw_bytes + data_bytes, cudaMemcpyHostToDevice,
-                             cudaStreamLegacy));
-  CUDA_CHECK(cudaEventRecord(staged_, cudaStreamLegacy));
+void FeedLayer::TransformOnDevice(const sn_batch& batch, const uint8_t* device,
+                                  size_t draw_bytes, Blob<float>* top) {
   TransformArgs args;
   args.num = top->num();
   args.channels = top->channels();
-  args.height = height;
-  args.width = width;
+  args.height = batch.shape[0][2];
+  args.width = batch.shape[0][3];
   args.out_h = top->height();
   args.out_w = top->width();
   args.scale = transform_param_.scale();
@@ -318,8 +339,13 @@ void FeedLayer::TransformOnDevice(const sn_batch& batch, Blob<float>* top) {
   args.mean_values = mean_values_.empty() ? nullptr : mean_values_blob_.gpu_data();
   args.num_mean_values = static_cast<int>(mean_values_.size());
   args.draws = reinterpret_cast<const int*>(device);
-  TransformOnGpu(reinterpret_cast<const T*>(device + draw_bytes), args, top->mutable_gpu_data(),
-                 cudaStreamLegacy);
+  float* out = top->mutable_gpu_data();
+  if (batch.dtype[0] == SN_UINT8) {
+    TransformOnGpu(device + draw_bytes, args, out, cudaStreamLegacy);
+  } else {
+    TransformOnGpu(reinterpret_cast<const float*>(device + draw_bytes), args, out,
+                   cudaStreamLegacy);
+  }
   CUDA_POST_KERNEL_CHECK;
 }
 #endif

@@ -61,6 +61,7 @@ class FeedLayer : public caffe::Layer<float> {
  private:
   void SetUpTransform(caffe::Blob<float>* data);
   sn_batch Fetch(int num_tops);
+  int64_t PlainCount(const sn_batch& batch, int i, caffe::Blob<float>* top);
   void CopyTop(const sn_batch& batch, int i, caffe::Blob<float>* top);
   void CheckTransformInput(const sn_batch& batch, caffe::Blob<float>* top);
   void TransformTop(const sn_batch& batch, caffe::Blob<float>* top);
@@ -70,8 +71,8 @@ class FeedLayer : public caffe::Layer<float> {
   std::vector<int> Draws(int num, int height, int width);
   int Rand(int n);
 #ifndef CPU_ONLY
-  template <typename T>
-  void TransformOnDevice(const sn_batch& batch, caffe::Blob<float>* top);
+  void TransformOnDevice(const sn_batch& batch, const uint8_t* device, size_t draw_bytes,
+                         caffe::Blob<float>* top);
   uint8_t* Stage(size_t bytes);
 #endif
 

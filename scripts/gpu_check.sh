@@ -36,7 +36,7 @@ export PYTHONUNBUFFERED=1
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   "$python" -m pip list 2>/dev/null | grep -i -E "^(nvidia-|torch )"
-  "$python" -c "import json, pysparknet; info = pysparknet.build_info(); print(json.dumps({k: info[k] for k in ('caffe', 'cuda', 'library')}))"
+  (cd /tmp && "$python" -c "import json, pysparknet; info = pysparknet.build_info(); print(json.dumps({k: info[k] for k in ('caffe', 'cuda', 'library')}))")
 } 2>&1 | tee "$out/machine.txt"
 
 log "checks: agreement, feed, out-of-memory recovery, accuracy"
@@ -48,10 +48,22 @@ timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/bench_zoo_forward_back
   --iterations "${GPU_CHECK_ITERATIONS:-30}" $torch_flag 2>&1 | tee "$out/speed.log"
 
 if [ -n "${GPU_CHECK_TESTBIN:-}" ]; then
-  log "Caffe's GPU tests (${GPU_CHECK_TEST_FILTER:-all})"
-  "$GPU_CHECK_TESTBIN" --gtest_filter="${GPU_CHECK_TEST_FILTER:-*GPU*:*CuDNN*}" \
-    2>&1 | tail -60 > "$out/caffe_gpu_tests.log"
-  tail -3 "$out/caffe_gpu_tests.log" | tee -a "$out/summary.txt"
+  # cuDNN's layers first (the ported code), then the rest of the GPU tests;
+  # single and double precision alike. The binary finds the CUDA wheels where
+  # pysparknet does; Caffe's tests read its source tree's test_data.
+  cuda_libs=$(cd /tmp && "$python" -c "from pysparknet import _cuda_libs; print(':'.join(_cuda_libs.library_folders()))")
+  for filter in '*CuDNN*' '*GPU*:-*CuDNN*'; do
+    name=$(echo "$filter" | tr -dc 'A-Za-z')
+    log "Caffe's GPU tests: $filter"
+    (cd "${GPU_CHECK_CAFFE_SRC:-.}" && LD_LIBRARY_PATH="$cuda_libs:${LD_LIBRARY_PATH:-}" \
+      timeout "${GPU_CHECK_TEST_TIMEOUT:-600}" "$GPU_CHECK_TESTBIN" --gtest_filter="$filter") \
+      > "$out/caffe_tests_$name.log" 2>&1
+    status=$?
+    passed=$(grep -c '^\[       OK \]' "$out/caffe_tests_$name.log")
+    failed=$(grep '^\[  FAILED  \] .*\.' "$out/caffe_tests_$name.log" | sort -u)
+    log "$filter: exit $status, $passed passed, failed: ${failed:-none}"
+    grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$out/caffe_tests_$name.log" | tee -a "$out/summary.txt"
+  done
 fi
 grep -h '"pass"' "$out/gpu_checks.json" >/dev/null 2>&1 && \
   "$python" -c "import json,sys; s=json.load(open(sys.argv[1])); print({k: v.get('pass') for k, v in s.items()})" \
