@@ -39,7 +39,8 @@ RECORD_SHAPE = {"lenet": (1, 28, 28)}  # the others: (3, 256, 256) images
 GPU_BATCH = {"lenet": 64, "alexnet": 256, "googlenet": 64}  # SparkNet's GPU study sizes
 
 
-def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: int):
+def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: int,
+                  keep_logs=None):
     """`caffe time` on the net's own Data layer over an LMDB of random images;
     the same images and labels come back for the Net run."""
     rng = np.random.default_rng(0)
@@ -58,6 +59,8 @@ def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: in
     path.write_text(to_text(with_data))
     gpu = ["-gpu", device.split(":")[1]] if device.startswith("gpu") else []
     log = run_tool("caffe", ["time", "-model", path, "-iterations", iterations, *gpu])
+    if keep_logs:  # its per-layer forward and backward times
+        (Path(keep_logs) / f"caffe_time_{name}.log").write_text(log)
     tool_ms = float(re.search(r"Average Forward-Backward: ([\d.]+) ms", log).group(1))
     return tool_ms, model, (images, labels)
 
@@ -88,6 +91,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--nets", nargs="+", default=["alexnet", "googlenet"])
     parser.add_argument("--device", default="cpu", help="cpu or gpu:N")
+    parser.add_argument("--keep-logs", metavar="DIR",
+                        help="write each `caffe time` log (per-layer times) into DIR")
     parser.add_argument("--torch", action="store_true",
                         help="also time PyTorch training steps on the same GPU (fp32, TF32)")
     args = parser.parse_args()
@@ -96,13 +101,23 @@ def main() -> None:
         for name in args.nets:
             batch = args.batch or (GPU_BATCH[name] if args.device != "cpu" else 8)
             tool_ms, model, data = caffe_time_ms(name, batch, Path(work), args.device,
-                                                 args.iterations)
+                                                 args.iterations, args.keep_logs)
             ours_ms, train_ms = net_ms(model, data, args.device, args.iterations)
             torch_ms = (torch_baselines.step_ms(name, batch, tf32=False),
                         torch_baselines.step_ms(name, batch, tf32=True)) if args.torch else None
             rows.append((name, batch, tool_ms, ours_ms, train_ms, torch_ms))
+            if args.torch and name == "alexnet":
+                print_same_graph_alexnet(batch)
             print(f"[bench] {rows[-1]}", flush=True)
     print_table(rows, args)
+
+
+def print_same_graph_alexnet(batch: int) -> None:
+    """PyTorch on Caffe's own AlexNet graph (LRN, two-group convolutions)."""
+    fp32 = torch_baselines.step_ms("caffe_alexnet", batch, tf32=False)
+    tf32 = torch_baselines.step_ms("caffe_alexnet", batch, tf32=True)
+    print(f"[bench] PyTorch on Caffe's AlexNet graph, batch {batch}: fp32 {fp32:.2f} ms, "
+          f"TF32 {tf32:.2f} ms", flush=True)
 
 
 def print_table(rows, args) -> None:

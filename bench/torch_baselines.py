@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 
-CROP = {"lenet": (1, 28), "alexnet": (3, 227), "googlenet": (3, 224)}
+CROP = {"lenet": (1, 28), "alexnet": (3, 227), "googlenet": (3, 224),
+        "caffe_alexnet": (3, 227)}
 
 
 def available() -> bool:
@@ -27,9 +28,27 @@ def build(name: str):
     if name == "googlenet":
         return torchvision.models.googlenet(num_classes=1000, aux_logits=False,
                                             init_weights=True)
+    if name == "caffe_alexnet":
+        return caffe_alexnet()
     return nn.Sequential(  # Caffe's examples/mnist/lenet_train_test.prototxt
         nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
+
+
+def caffe_alexnet():
+    """Caffe's models/bvlc_alexnet graph in torch: LRN and two-group convolutions."""
+    import torch.nn as nn
+
+    def conv(c_in, c_out, kernel, stride=1, pad=0, groups=1):
+        return [nn.Conv2d(c_in, c_out, kernel, stride, pad, groups=groups), nn.ReLU(True)]
+    lrn = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+    return nn.Sequential(
+        *conv(3, 96, 11, 4), lrn, nn.MaxPool2d(3, 2, ceil_mode=True),
+        *conv(96, 256, 5, pad=2, groups=2), lrn, nn.MaxPool2d(3, 2, ceil_mode=True),
+        *conv(256, 384, 3, pad=1), *conv(384, 384, 3, pad=1, groups=2),
+        *conv(384, 256, 3, pad=1, groups=2), nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.Flatten(), nn.Linear(9216, 4096), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, 1000))
 
 
 def step_ms(name: str, batch: int, tf32: bool, iterations: int = 20) -> float:
