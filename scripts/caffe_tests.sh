@@ -29,7 +29,9 @@ cmake --build "$build" --target test.testbin --parallel "$(nproc)" >"$build/test
   tail -30 "$build/tests-build.log"; exit 1; }
 testbin=$(find "$build" -name test.testbin -type f | head -1)
 gtest_args=("$@")
-if [ ${#build_args[@]} -gt 0 ] && [ ${#gtest_args[@]} -eq 0 ]; then
+if [ ${#build_args[@]} -eq 0 ] && [ ${#gtest_args[@]} -eq 0 ]; then
+  gtest_args=(--gtest_filter='-*GPU*')  # as Caffe's own Makefile runs a CPU_ONLY build
+elif [ ${#gtest_args[@]} -eq 0 ]; then
   if nvidia-smi >/dev/null 2>&1; then
     gtest_args=(--gtest_filter='*GPU*:*CuDNN*')
   else
