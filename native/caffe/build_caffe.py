@@ -123,7 +123,9 @@ def cuda_library_folder(folder: Path, wheels: dict[str, Path]) -> Path:
 
 def cuda_options(root: Path, cuda_arch: str) -> list[str]:
     wheels = cuda_wheels()
-    libraries = cuda_library_folder(root / "cuda", wheels)
+    # one folder per set of wheels: builds from other environments keep theirs
+    wheel_set = hashlib.sha256(str(wheels["cublas"]).encode()).hexdigest()[:12]
+    libraries = cuda_library_folder(root / "cuda" / wheel_set, wheels)
     real, ptx = cuda_arch.split(), cuda_arch.split()[-1:]
     # The wheel lays out nvidia/cu13/lib and nvidia/cudnn/lib beside
     # pysparknet/_caffe/{lib,bin} in site-packages: libcaffe and the tools find
@@ -270,6 +272,12 @@ def build(root: Path, source: dict, options: list[str], jobs: int) -> None:
     log(f"Caffe built in {time.time() - started:.0f} s")
 
 
+def cuda_include(options: list[str]) -> str:
+    """The cuBLAS/cuRAND header folder a CUDA build's nvcc was given ('' for CPU)."""
+    flags = [o for o in options if o.startswith("-DCUDA_NVCC_FLAGS=-I")]
+    return flags[-1].removeprefix("-DCUDA_NVCC_FLAGS=-I") if flags else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -297,8 +305,7 @@ def main() -> None:
             build(root, source, options, args.jobs)
             info = {"version": source["version"], "key": key, "cuda": args.cuda,
                     "options": options, "source_dir": str(root / "src"),
-                    "cuda_library_include": str(cache_root() / "cuda/include")
-                    if args.cuda else "",
+                    "cuda_library_include": cuda_include(options),
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             tmp = marker.with_suffix(".tmp")
             tmp.write_text(json.dumps(info, indent=2))
