@@ -10,6 +10,9 @@ installed). Each check prints its result and adds it to a JSON summary:
   accuracy   LeNet on Fashion-MNIST, 2,000 iterations on the GPU
   oom        a net too large for the GPU fails with CaffeError, then LeNet
              trains in the same process
+  sticky     a kernel fault (an Embed index far out of range, which Caffe
+             only DCHECKs) in a child process: its CaffeError must say the
+             process has to restart
   speed      see bench/bench_gpu_speed.py (run separately: it runs `caffe time`)
 
     python bench/gpu_checks.py [--checks agreement feed accuracy oom] [--out summary.json]
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -129,20 +134,58 @@ def check_oom(images: np.ndarray, labels: np.ndarray) -> dict:
             "pass": out_of_memory and bool(np.isfinite(loss))}
 
 
+FAULTING_NET = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 4 dim: 1 } shape { dim: 4 } } }
+layer { name: "embed" type: "Embed" bottom: "data" top: "embed"
+  embed_param { num_output: 8 input_dim: 10 } }
+layer { name: "ip" type: "InnerProduct" bottom: "embed" top: "ip"
+  inner_product_param { num_output: 2 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+def sticky_child() -> None:
+    """Reads ~3 GB past the Embed weights: an illegal address, a sticky error."""
+    net = Net(FAULTING_NET, FEED_SOLVER, device=DEVICE, seed=1)
+    net.set_training_data((np.full((8, 1), 1e8, np.float32), np.zeros(8)))
+    try:
+        net.train(1)
+        print(json.dumps({"error": None}), flush=True)
+    except CaffeError as error:
+        print(json.dumps({"error": str(error)[-400:]}), flush=True)
+
+
+def check_sticky() -> dict:
+    child = subprocess.run([sys.executable, __file__, "--device", DEVICE, "--sticky-child"],
+                           capture_output=True, text=True, timeout=300)
+    lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
+    error = json.loads(lines[-1])["error"] if lines else None
+    said_restart = bool(error) and "restart the process" in error
+    # the exit status is reported, not judged: Caffe's own teardown may abort
+    # on a lost context after the error was raised and caught
+    return {"child_exit": child.returncode, "error": error, "pass": said_restart}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checks", nargs="+", default=["agreement", "feed", "oom", "accuracy"])
+    parser.add_argument("--checks", nargs="+",
+                        default=["agreement", "feed", "oom", "accuracy", "sticky"])
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--out", default="gpu_checks.json")
+    parser.add_argument("--sticky-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--device", default=DEVICE,
                         help="the GPU (cpu only rehearses the checks against themselves)")
     args = parser.parse_args()
     globals()["DEVICE"] = args.device
+    if args.sticky_child:
+        sticky_child()
+        return
     images, labels = fashion_mnist("test")
     runs = {"agreement": lambda: check_agreement(images, labels), "feed": check_feed,
             "oom": lambda: check_oom(images, labels),
-            "accuracy": lambda: check_accuracy(args.iterations)}
+            "accuracy": lambda: check_accuracy(args.iterations), "sticky": check_sticky}
     summary = {}
     for name in args.checks:
         try:

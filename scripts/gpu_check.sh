@@ -3,7 +3,7 @@
 # (no Java, no Spark, no Caffe dependencies). Installs the CUDA wheel into a
 # fresh virtual environment (with the nvidia-* CUDA wheels: pip install
 # "WHEEL[cuda]"), then runs bench/gpu_checks.py (CPU/GPU agreement, the GPU
-# feed, out-of-memory recovery, LeNet accuracy) and
+# feed, out-of-memory recovery, LeNet accuracy, a sticky kernel fault) and
 # bench/bench_zoo_forward_backward.py (Net vs `caffe time` vs PyTorch) and,
 # given Caffe's test binary, Caffe's own GPU tests. Writes everything to OUT.
 #
@@ -39,7 +39,7 @@ export PYTHONUNBUFFERED=1
   (cd /tmp && "$python" -c "import json, pysparknet; info = pysparknet.build_info(); print(json.dumps({k: info[k] for k in ('caffe', 'cuda', 'library')}))")
 } 2>&1 | tee "$out/machine.txt"
 
-log "checks: agreement, feed, out-of-memory recovery, accuracy"
+log "checks: agreement, feed, out-of-memory recovery, accuracy, sticky fault"
 timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/gpu_checks.py --out "$out/gpu_checks.json" 2>&1 | tee "$out/gpu_checks.log"
 
 log "speed: Net vs caffe time vs PyTorch"
