@@ -13,9 +13,9 @@ installed). Each check prints its result and adds it to a JSON summary:
   sticky     a kernel fault (an Embed index far out of range, which Caffe
              only DCHECKs) in a child process: its CaffeError must say the
              process has to restart
-  speed      see bench/bench_gpu_speed.py (run separately: it runs `caffe time`)
+  speed      not here: bench/bench_zoo_forward_backward.py --device gpu:0 --torch
 
-    python bench/gpu_checks.py [--checks agreement feed accuracy oom] [--out summary.json]
+    python bench/gpu_checks.py [--checks agreement feed oom accuracy sticky] [--out F.json]
 """
 from __future__ import annotations
 

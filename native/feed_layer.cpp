@@ -85,12 +85,13 @@ void FeedLayer::SetUpTransform(Blob<float>* data) {
     CHECK_EQ(mean_.channels(), data->channels()) << "mean file " << transform_param_.mean_file()
         << " has " << mean_.channels() << " channels; the data has " << data->channels();
   }
-  mean_values_.assign(transform_param_.mean_value().begin(), transform_param_.mean_value().end());
-  CHECK(mean_values_.size() <= 1 || static_cast<int>(mean_values_.size()) == data->channels())
+  const int num_mean_values = transform_param_.mean_value_size();
+  CHECK(num_mean_values <= 1 || num_mean_values == data->channels())
       << "Specify either 1 mean_value or as many as channels: " << data->channels();
-  if (!mean_values_.empty()) {
-    mean_values_blob_.Reshape(std::vector<int>{static_cast<int>(mean_values_.size())});
-    std::copy(mean_values_.begin(), mean_values_.end(), mean_values_blob_.mutable_cpu_data());
+  if (num_mean_values > 0) {
+    mean_values_.Reshape(std::vector<int>{num_mean_values});
+    std::copy(transform_param_.mean_value().begin(), transform_param_.mean_value().end(),
+              mean_values_.mutable_cpu_data());
   }
   // Draw from Caffe's RNG exactly as its prefetching data layers do, so the
   // same seed gives the same crops, flips and weight fillers as `caffe train`:
@@ -230,14 +231,15 @@ void FeedLayer::TransformItems(const T* in, int height, int width, const std::ve
   const int channels = top->channels(), out_h = top->height(), out_w = top->width();
   const float scale = transform_param_.scale();
   const float* mean = mean_.count() ? mean_.cpu_data() : NULL;
+  const float* mean_values = mean_values_.count() ? mean_values_.cpu_data() : NULL;
   float* out = top->mutable_cpu_data();
   for (int n = 0; n < top->num(); ++n) {
     const bool mirror = draws[3 * n];
     const int h_off = draws[3 * n + 1], w_off = draws[3 * n + 2];
     const T* item = in + static_cast<int64_t>(n) * channels * height * width;
     for (int c = 0; c < channels; ++c) {
-      const float mean_value = mean_values_.empty() ? 0.f
-          : mean_values_[mean_values_.size() == 1 ? 0 : c];
+      const float mean_value = mean_values == NULL ? 0.f
+          : mean_values[mean_values_.count() == 1 ? 0 : c];
       for (int h = 0; h < out_h; ++h) {
         const int64_t row = (static_cast<int64_t>(c) * height + h_off + h) * width + w_off;
         float* dst = out + ((static_cast<int64_t>(n) * channels + c) * out_h + h) * out_w;
@@ -245,7 +247,7 @@ void FeedLayer::TransformItems(const T* in, int height, int width, const std::ve
           float x = static_cast<float>(item[row + w]);
           if (mean) {
             x = (x - mean[row + w]) * scale;
-          } else if (!mean_values_.empty()) {
+          } else if (mean_values) {
             x = (x - mean_value) * scale;
           } else {
             x = x * scale;
@@ -291,10 +293,14 @@ void FeedLayer::Forward_gpu(const std::vector<Blob<float>*>& bottom,
     total += Aligned(PlainCount(batch, i, top[i]) * sizeof(float));
   }
   uint8_t* host = Stage(total);
-  std::memcpy(host, draws.data(), draws.size() * sizeof(int));
-  if (transform_) std::memcpy(host + draw_bytes, batch.data[0], raw_bytes);
-  uint8_t* device = static_cast<uint8_t*>(raw_->mutable_gpu_data());
+  uint8_t* device = nullptr;  // the draws and the raw batch, for the transform kernel
   if (transform_) {
+    if (!raw_ || raw_->size() < draw_bytes + raw_bytes) {
+      raw_.reset(new caffe::SyncedMemory(draw_bytes + raw_bytes));
+    }
+    device = static_cast<uint8_t*>(raw_->mutable_gpu_data());
+    std::memcpy(host, draws.data(), draws.size() * sizeof(int));
+    std::memcpy(host + draw_bytes, batch.data[0], raw_bytes);
     CUDA_CHECK(cudaMemcpyAsync(device, host, draw_bytes + raw_bytes, cudaMemcpyHostToDevice,
                                cudaStreamLegacy));
   }
@@ -309,8 +315,7 @@ void FeedLayer::Forward_gpu(const std::vector<Blob<float>*>& bottom,
   if (transform_) TransformOnDevice(batch, device, draw_bytes, top[0]);
 }
 
-// Pinned host memory for the next upload, once the previous one has left it,
-// and device memory for the raw batch.
+// Pinned host memory for the next upload, once the previous one has left it.
 uint8_t* FeedLayer::Stage(size_t bytes) {
   if (!staged_) CUDA_CHECK(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventSynchronize(staged_));
@@ -321,7 +326,6 @@ uint8_t* FeedLayer::Stage(size_t bytes) {
     CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), bytes));
     staging_bytes_ = bytes;
   }
-  if (!raw_ || raw_->size() < bytes) raw_.reset(new caffe::SyncedMemory(bytes));
   return staging_;
 }
 
@@ -336,8 +340,8 @@ void FeedLayer::TransformOnDevice(const sn_batch& batch, const uint8_t* device,
   args.out_w = top->width();
   args.scale = transform_param_.scale();
   args.mean = mean_.count() ? mean_.gpu_data() : nullptr;
-  args.mean_values = mean_values_.empty() ? nullptr : mean_values_blob_.gpu_data();
-  args.num_mean_values = static_cast<int>(mean_values_.size());
+  args.mean_values = mean_values_.count() ? mean_values_.gpu_data() : nullptr;
+  args.num_mean_values = mean_values_.count();
   args.draws = reinterpret_cast<const int*>(device);
   float* out = top->mutable_gpu_data();
   if (batch.dtype[0] == SN_UINT8) {

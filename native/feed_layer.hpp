@@ -81,11 +81,10 @@ class FeedLayer : public caffe::Layer<float> {
   bool transform_;
   caffe::TransformationParameter transform_param_;
   caffe::Blob<float> mean_;           // mean_file's blob, (1, C, H, W)
-  std::vector<float> mean_values_;
+  caffe::Blob<float> mean_values_;    // transform_param's mean_value(s); empty: none
   boost::shared_ptr<caffe::Caffe::RNG> rng_;  // as DataTransformer::InitRand seeds it
-  caffe::Blob<float> mean_values_blob_;  // mean_values_, for the device
 #ifndef CPU_ONLY
-  // The raw batch and its draws: pinned on the host, then on the device.
+  // The batch: pinned on the host; its raw top 0 and draws, on the device.
   uint8_t* staging_ = nullptr;
   size_t staging_bytes_ = 0;
   cudaEvent_t staged_ = nullptr;  // the copy out of staging_ has finished

@@ -101,14 +101,15 @@ SN_EXPORT sn_status sn_net_param_info(sn_net* net, int index, const char** layer
 SN_EXPORT sn_status sn_net_get_weights(sn_net* net, float* out, int64_t count);
 SN_EXPORT sn_status sn_net_set_weights(sn_net* net, const float* in, int64_t count);
 
-/* Caffe's binary formats. save_state records `model_path` as learned_net.
- * restore_state loads weights from model_path, or from the state's
- * learned_net when model_path is NULL. */
 /* The solver's history (SGD momentum; Adam's two moments...): all its blobs in
  * Caffe's order, one flat float32 buffer. */
 SN_EXPORT sn_status sn_net_history_size(sn_net* net, int64_t* count);
 SN_EXPORT sn_status sn_net_get_history(sn_net* net, float* out, int64_t count);
 SN_EXPORT sn_status sn_net_set_history(sn_net* net, const float* in, int64_t count);
+
+/* Caffe's binary formats. save_state records `model_path` as learned_net.
+ * restore_state loads weights from model_path, or from the state's
+ * learned_net when model_path is NULL. */
 SN_EXPORT sn_status sn_net_save_caffemodel(sn_net* net, const char* path);
 SN_EXPORT sn_status sn_net_load_caffemodel(sn_net* net, const char* path);
 SN_EXPORT sn_status sn_net_save_state(sn_net* net, const char* path, const char* model_path);

@@ -1,7 +1,6 @@
 """NetHandle: the one Python object that owns a native sn_net and frees it."""
 from __future__ import annotations
 
-import ctypes
 from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int, c_int64
 
 import numpy as np
@@ -100,7 +99,7 @@ class NetHandle:
 
     def _floats(self, function, array: np.ndarray) -> None:
         """Call a native function that takes this net and a float32 buffer."""
-        N.check(function(self.ptr, array.ctypes.data_as(ctypes.POINTER(c_float)), array.size))
+        N.check(function(self.ptr, array.ctypes.data_as(POINTER(c_float)), array.size))
 
     def get_weights(self, out: np.ndarray) -> None:
         self._floats(N.sn_net_get_weights, out)

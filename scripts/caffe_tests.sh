@@ -33,7 +33,9 @@ if [ ${#build_args[@]} -eq 0 ] && [ ${#gtest_args[@]} -eq 0 ]; then
   gtest_args=(--gtest_filter='-*GPU*')  # as Caffe's own Makefile runs a CPU_ONLY build
 elif [ ${#gtest_args[@]} -eq 0 ]; then
   if nvidia-smi >/dev/null 2>&1; then
-    gtest_args=(--gtest_filter='*GPU*:*CuDNN*')
+    # typed tests on the GPU are /2 (float) and /3 (double); the GPU-only cases
+    # name it (or are cuDNN's, or the im2col kernels')
+    gtest_args=(--gtest_filter='*/2.*:*/3.*:*GPU*:*CuDNN*:*Im2colKernel*')
   else
     echo "[caffe_tests] no GPU here: built $testbin; run its GPU tests on a GPU host"
     exit 0

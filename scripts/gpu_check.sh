@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of a CUDA build, on a GPU host that has a driver and Python
-# (no Java, no Spark, no Caffe dependencies). Installs the CUDA wheel into a
-# fresh virtual environment (with the nvidia-* CUDA wheels: pip install
-# "WHEEL[cuda]"), then runs bench/gpu_checks.py (CPU/GPU agreement, the GPU
+# (no Java, no Spark). Installs the CUDA wheel (--no-deps) into a fresh target
+# folder; the nvidia-* CUDA wheels are the interpreter's own (install them with
+# pip install "WHEEL[cuda]" where they are missing). Then runs
+# bench/gpu_checks.py (CPU/GPU agreement, the GPU
 # feed, out-of-memory recovery, LeNet accuracy, a sticky kernel fault) and
 # bench/bench_zoo_forward_backward.py (Net vs `caffe time` vs PyTorch) and,
 # given Caffe's test binary, Caffe's own GPU tests. Writes everything to OUT.
@@ -13,6 +14,7 @@
 #   GPU_CHECK_SITE       use this already-installed site folder instead of WHEEL
 #   GPU_CHECK_LIBS       a folder of shared libraries the wheel does not vendor
 #   GPU_CHECK_TESTBIN    Caffe's test.testbin of the same build (GPU tests)
+#   GPU_CHECK_CAFFE_SRC  Caffe's source tree of that build (its tests read test_data)
 #   PYSPARKNET_FASHION_MNIST  Fashion-MNIST's idx folder (the accuracy check)
 #   PYTHON               the interpreter (default python3; torch there adds the
 #                        PyTorch baselines)
@@ -52,7 +54,9 @@ if [ -n "${GPU_CHECK_TESTBIN:-}" ]; then
   # single and double precision alike. The binary finds the CUDA wheels where
   # pysparknet does; Caffe's tests read its source tree's test_data.
   cuda_libs=$(cd /tmp && "$python" -c "from pysparknet import _cuda_libs; print(':'.join(_cuda_libs.library_folders()))")
-  for filter in '*CuDNN*' '*GPU*:-*CuDNN*'; do
+  # Typed tests run on the GPU as /2 (float) and /3 (double); GPU-only test
+  # cases carry GPU (or Im2colKernel) in their names.
+  for filter in '*CuDNN*' '*/2.*:*/3.*:*GPU*:*Im2colKernel*:-*CuDNN*'; do
     name=$(echo "$filter" | tr -dc 'A-Za-z')
     log "Caffe's GPU tests: $filter"
     (cd "${GPU_CHECK_CAFFE_SRC:-.}" && LD_LIBRARY_PATH="$cuda_libs:${LD_LIBRARY_PATH:-}" \

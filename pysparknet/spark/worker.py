@@ -214,7 +214,7 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
 
     def train(flat: np.ndarray, out: Optional[np.ndarray]):
         out = np.empty_like(flat) if out is None else out
-        weights_size = flat.size - _set_round_state(net, flat, spec.solver_state)
+        weights_size = _set_round_state(net, flat, spec.solver_state)
         tic = time.perf_counter()
         outputs = net.train(tau)
         compute_s = time.perf_counter() - tic
@@ -234,14 +234,14 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
 
 def _set_round_state(net, flat: np.ndarray, solver_state: str) -> int:
     """Set the round's weights (and history, as solver_state says) from flat; how
-    many of its floats were history."""
+    many of its floats were weights (the rest, if any, is history)."""
     weights_size = sum(b.size for b in net.layout)
     net.set_weights(WeightCollection(net.layout, flat[:weights_size]))
     if solver_state == "reset":
         net.set_history(np.zeros(net.history_size(), np.float32))
     elif solver_state == "average":
         net.set_history(flat[weights_size:])
-    return flat.size - weights_size
+    return weights_size
 
 
 def release(run_id: str) -> int:
