@@ -39,3 +39,7 @@ class RoundTimeoutError(TransportError, TimeoutError):
 
 class ClusterError(SparkNetError, RuntimeError):
     """The cluster cannot run the fit as asked (too few task slots, an unsuited master)."""
+
+
+class WorkerError(SparkNetError, RuntimeError):
+    """A worker failed with an exception that is not pysparknet's own (type and message)."""

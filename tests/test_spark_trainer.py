@@ -129,11 +129,12 @@ def test_a_worker_that_lost_its_solver_gets_its_data_while_the_others_wait(
     """Rounds run data-free on the kept solvers. When partition 0's worker has lost
     its solver (a new Python worker, a moved task) while partition 1's trains on and
     waits for its turn in the gather, partition 0 must be rerun with its data at
-    once - waiting for the round's job to end first would deadlock."""
+    once - waiting for the round's job to end first would deadlock. (Per-round jobs:
+    segments meet a lost solver at a segment's start, tested below.)"""
     sc = spark.sparkContext
     x, y = fmnist_train[0][:1000], fmnist_train[1][:1000]
     trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5,
-                              seed=5)
+                              seed=5, rounds="jobs")
     dropped = []
 
     def drop_solvers_of_partition_0(records):  # nested: pickled by value for executors
@@ -172,6 +173,65 @@ def test_a_worker_that_lost_its_solver_gets_its_data_while_the_others_wait(
     assert dropped == [1]
     assert [h["rebuilt_solvers"] for h in history] == [2, 0, 1, 0]
     assert all(np.isfinite(h["loss"]) for h in history)
+
+
+def test_a_segment_whose_worker_lost_its_solver_reruns_with_the_data(
+        spark, fmnist_train, tmp_path):
+    """Segments end at checkpoints (every 2 rounds here), freeing the slots. A worker
+    that lost its solver meanwhile says so when the next segment (data-free) starts:
+    the segment starts again carrying the data, and only that solver is rebuilt."""
+    sc = spark.sparkContext
+    x, y = fmnist_train[0][:1000], fmnist_train[1][:1000]
+    trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5,
+                              seed=5)
+    assert trainer.round_mode == "segments"
+    dropped = []
+
+    def drop_solvers_of_partition_0(records):  # nested: pickled by value for executors
+        from pysparknet.spark import worker
+        for _ in records:  # read it all, or this Python worker exits with its solvers
+            pass
+        lost = [key for key in list(worker._SOLVERS) if key[1] == 0]
+        for key in lost:
+            worker._SOLVERS.pop(key).net.close()
+        return [len(lost)]
+
+    def after_round(record):
+        if record["round"] == 2:  # the segment of rounds 1-2 has ended: slots are free
+            dropped.append(sum(sc.parallelize(range(3), 3)
+                               .mapPartitions(drop_solvers_of_partition_0).collect()))
+        return False
+
+    result = trainer.fit(sc.parallelize(records(x, y), 2), rounds=4, progress=False,
+                         until=after_round, checkpoint_dir=tmp_path, checkpoint_every=2)
+    assert dropped == [1]
+    assert [h["rebuilt_solvers"] for h in result.history] == [2, 0, 1, 0]
+    assert all(np.isfinite(h["loss"]) for h in result.history)
+
+
+def test_segments_and_jobs_give_the_same_weights(spark, fmnist_train, tmp_path):
+    """Same seed, same data: stepping through rounds inside one stage changes where
+    the rounds are scheduled, not one bit of what they compute (checkpoints every 2
+    rounds: three segments)."""
+    x, y = fmnist_train[0][:3000], fmnist_train[1][:3000]
+    rdd = spark.sparkContext.parallelize(records(x, y), 2)
+    runs = {mode: SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2,
+                                  tau=5, seed=9, rounds=mode).fit(
+        rdd, rounds=5, checkpoint_dir=tmp_path / mode, checkpoint_every=2, progress=False)
+        for mode in ("segments", "jobs")}
+    assert runs["segments"].weights == runs["jobs"].weights
+    assert ([h["loss"] for h in runs["segments"].history]
+            == [h["loss"] for h in runs["jobs"].history])
+
+
+def test_round_mode_options(spark):
+    with pytest.raises(ValueError, match="rounds must be 'segments'.*or 'jobs'"):
+        SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), rounds="stages")
+    with pytest.raises(ValueError, match="needs sync='socket'"):
+        SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), sync="spark",
+                        rounds="segments")
+    assert SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(),
+                           sync="spark").round_mode == "jobs"
 
 
 def test_divergence_stops_and_keeps_the_last_good_weights(spark, tmp_path, fmnist_train):

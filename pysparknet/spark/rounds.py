@@ -23,10 +23,12 @@ from ..outer import OuterOptimizer
 from ..weights import WeightCollection
 from .failures import worker_failure
 from .results import collect_stream
+from .slots import max_task_attempts
 from .socket_round import Gathering, Reruns
 from .tau import TauSchedule
 from .transport import WeightExchange
-from .worker import train_round
+from .segments import SegmentRounds
+from .worker import RoundStats, train_round
 
 
 FIRST_ROUND_TIMEOUT_S = 3600.0  # no round times known yet: solvers build, data caches
@@ -68,33 +70,31 @@ class Run:
 
 
 class RoundRunner:
-    """Runs rounds for one trainer's settings."""
+    """Runs rounds for one trainer's settings: each its own Spark job (mode 'jobs'),
+    or many in one barrier stage (mode 'segments', over the weight exchange)."""
 
     def __init__(self, sc, num_workers: int, tau: TauSchedule, batch_size: int,
-                 outer: OuterOptimizer,
-                 round_timeout: Optional[float]):
+                 outer: OuterOptimizer, round_timeout: Optional[float], mode: str = "jobs",
+                 slots_timeout: float = 15.0):
         self.sc, self.num_workers, self.tau = sc, num_workers, tau
         self.batch_size, self.outer, self.round_timeout = batch_size, outer, round_timeout
+        self.mode = mode
+        self.segments = SegmentRounds(sc, num_workers, slots_timeout, max_task_attempts(sc))
         self.warned_skips = False
         self.history: Optional[np.ndarray] = None  # the averaged solver history, if averaged
 
     def run(self, r: int, rounds: int, run: Run, weights: WeightCollection, loop):
         """Round r (0-based) of `rounds`: (the driver's new weights, the round's record).
-        loop: the fit's FitLoop (its history and clock)."""
-        tau, start_iter = self.tau(r), self.tau.iterations_before(r)
-        self.sc.setJobGroup(f"sparknet-{run.run_id[:8]}-round-{r + 1}",
-                            f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
-                            f"x tau={tau} iterations")
+        loop: the fit's FitLoop (its history, clock and checkpoint rounds)."""
+        tau = self.tau(r)
         tic = time.perf_counter()
-        job = partial(train_round, spec_bc=run.spec, tau=tau, round_no=r, start_iter=start_iter,
-                      stream_bc=run.train.stream)
         sent = self.outer.to_workers(weights.flat)
         # solver_state='average': the solvers' history travels after the weights
         shipped = sent if self.history is None else np.concatenate([sent, self.history])
-        if run.exchange is not None:
-            total, results = self._sync_by_socket(r, run, job, shipped, loop.history)
+        if self.mode == "segments":
+            total, results = self._sync_by_segment(r, rounds, run, shipped, loop)
         else:
-            total, results = self._sync_by_spark(run.train.with_data, job, shipped)
+            total, results = self._sync_by_job(r, rounds, run, shipped, loop.history)
         losses = [s.outputs.get("loss", float("nan")) for s in results if s.outputs is not None]
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
@@ -102,12 +102,40 @@ class RoundRunner:
         total /= np.float32(self.num_workers)
         if self.history is not None:
             self.history = total[sent.size:]
-        record = self._record(r, tau, start_iter, losses, results, time.perf_counter() - tic,
-                              loop.started)
+        record = self._record(r, tau, self.tau.iterations_before(r), losses, results,
+                              time.perf_counter() - tic, loop.started)
         if run.train.stream is not None:  # streamed sources meet bad records as they train
             self._note_skips(r, record, sum(s.skipped for s in results))
         stepped = self.outer.step(weights.flat, sent, total[:sent.size])
         return WeightCollection(weights.layout, stepped), record
+
+    def finish(self) -> None:
+        """After a fit's last round (or its end by `until` or an error): end the open
+        segment, if any; the workers keep their solvers."""
+        self.segments.finish()
+
+    def _sync_by_job(self, r: int, rounds: int, run: Run, shipped: np.ndarray, history):
+        """Round r as one Spark job: its weights over the exchange, or by Spark."""
+        tau = self.tau(r)
+        self.sc.setJobGroup(f"sparknet-{run.run_id[:8]}-round-{r + 1}",
+                            f"SparkNet round {r + 1}/{rounds}: K={self.num_workers} workers "
+                            f"x tau={tau} iterations")
+        job = partial(train_round, spec_bc=run.spec, tau=tau, round_no=r,
+                      start_iter=self.tau.iterations_before(r), stream_bc=run.train.stream)
+        if run.exchange is not None:
+            return self._sync_by_socket(r, run, job, shipped, history)
+        return self._sync_by_spark(run.train.with_data, job, shipped)
+
+    def _sync_by_segment(self, r: int, rounds: int, run: Run, shipped: np.ndarray, loop):
+        """Round r in the open segment, or in a new one that runs to the next
+        checkpoint (or the fit's end)."""
+        last = rounds
+        if loop.checkpoint_dir is not None:
+            last = min(rounds, (r // loop.checkpoint_every + 1) * loop.checkpoint_every)
+        total, metas = self.segments.round(r, last, rounds, self.tau(r),
+                                           self.tau.iterations_before(r), run, shipped,
+                                           self._round_deadline(loop.history))
+        return total, [RoundStats(part, **meta) for part, meta in enumerate(metas)]
 
     def _record(self, r, tau, start_iter, losses, results, wall, started) -> dict:
         compute = max(s.compute_s for s in results)

@@ -32,6 +32,14 @@ def check_master(master: str, num_workers: int) -> None:
             "num_workers=1")
 
 
+def max_task_attempts(sc) -> int:
+    """spark.task.maxFailures as Spark applies it (local[N] masters: 1, or their F)."""
+    conf = sc.getConf()
+    local = re.fullmatch(r"local(?:\[[^,\]]+(?:,\s*(\d+))?\])?", sc.master.strip())
+    default = (local.group(1) or "1") if local else "4"
+    return int(conf.get("spark.task.maxFailures", default) or default)
+
+
 def concurrent_slots(sc) -> int:
     """Tasks the cluster can run at once now (Spark's own count, all executors)."""
     jsc = sc._jsc.sc()

@@ -38,6 +38,7 @@ from .worker import NetSpec, check_slice, release, stack_partition
 
 _LOG = logging.getLogger("pysparknet")
 SOLVER_STATES = ("local", "reset", "average")
+ROUND_MODES = ("segments", "jobs")
 # Checkpoints written before these settings existed were written with these values.
 _SETTINGS_BEFORE_THEY_WERE_WRITTEN = {"solver_state": "local", "outer": OuterOptimizer().config()}
 _SETTING_NAMES = {"num_workers": "K", "outer": "outer optimizer"}
@@ -69,6 +70,24 @@ def _data_free(rdd):
     return emptied
 
 
+def _round_mode(rounds: Optional[str], sync: str, conf) -> str:
+    """'segments' (the default over the exchange) or 'jobs' (sync='spark's only way)."""
+    if rounds is None:
+        rounds = "segments" if sync == "socket" else "jobs"
+    if rounds not in ROUND_MODES:
+        raise ValueError(f"rounds must be 'segments' (many rounds in one barrier stage) or "
+                         f"'jobs' (one Spark job a round), got {rounds!r}")
+    if rounds == "segments" and sync != "socket":
+        raise ValueError("rounds='segments' steps through rounds over the weight exchange: "
+                         "it needs sync='socket' (use rounds='jobs' with sync='spark')")
+    if rounds == "segments" and conf.get("spark.dynamicAllocation.enabled",
+                                         "false").lower() == "true":
+        raise ValueError("rounds='segments' runs barrier stages, which Spark does not run "
+                         "with spark.dynamicAllocation.enabled: turn it off, or use "
+                         "rounds='jobs'")
+    return rounds
+
+
 def _check_options(num_workers, sync: str, on_unassigned_gpu: str, solver_state: str):
     if not isinstance(num_workers, int) or num_workers <= 0:
         raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
@@ -90,7 +109,8 @@ class SparkNetTrainer:
                  seed: Optional[int] = None,
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
                  slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn",
-                 outer: Union[str, OuterOptimizer] = "plain", solver_state: str = "local"):
+                 outer: Union[str, OuterOptimizer] = "plain", solver_state: str = "local",
+                 rounds: Optional[str] = None):
         """tau: local iterations a round, or a function of the round (from 0)
         giving them (spark/tau.py). sync: 'socket' (the weights over the driver's
         TLS exchange) or 'spark' (broadcast + task results). tls=False: the
@@ -105,9 +125,14 @@ class SparkNetTrainer:
         worker's solver history (momentum) between rounds - 'local' (kept, as
         SparkNet does), 'reset' (zeroed each round) or 'average' (averaged like
         the weights, traveling with them: twice the bytes for SGD). The iteration
-        counter, and so Caffe's learning-rate schedule, follows the rounds run."""
+        counter, and so Caffe's learning-rate schedule, follows the rounds run.
+        rounds: 'segments' (the default with sync='socket': one barrier-mode Spark
+        stage runs the rounds up to the next checkpoint, the driver stepping the
+        workers through them over the exchange) or 'jobs' (one Spark job a round;
+        the only way with sync='spark')."""
         _check_options(num_workers, sync, on_unassigned_gpu, solver_state)
         self.spark, self.sc = spark, spark.sparkContext
+        self.round_mode = _round_mode(rounds, sync, self.sc.getConf())
         slots.check_master(self.sc.master, num_workers)
         if solver_params is None:  # a zoo model brings its own
             solver_params = getattr(net_params, "solver", None)
@@ -125,7 +150,7 @@ class SparkNetTrainer:
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
         self.rounds = RoundRunner(self.sc, num_workers, self.tau, self.batch_size, self.outer,
-                                  round_timeout)
+                                  round_timeout, self.round_mode, slots_timeout)
 
     # --- data ---------------------------------------------------------------
     @staticmethod
@@ -236,6 +261,7 @@ class SparkNetTrainer:
                                  weights, history)
             raise
         finally:
+            self.rounds.finish()
             loop.close()
             self._close_run(run)
         self.driver_net.set_weights(weights)

@@ -55,6 +55,7 @@ _LOG = logging.getLogger("pysparknet")
 _HELLO = struct.Struct("!4s32sQI")
 _MAGIC = b"SNW2"
 _NEEDS_DATA = b"SND2"
+_SEGMENT_MAGIC = b"SNS1"  # a segment task's link (segment_link.py)
 _COUNT = struct.Struct("!Q")
 _ACK = b"\x01"
 _BUSY = (1 << 64) - 1
@@ -171,6 +172,7 @@ class WeightExchange:
         self._done: set[int] = set()
         self._requested: set[int] = set()  # partitions rerun with their data this round
         self._on_needs_data = None
+        self._links = None  # the open segment's (segment_link.Links)
         self._aborted = False
         self._closed = False
         self._receive: Optional[np.ndarray] = None  # reused across rounds: no page faults
@@ -247,6 +249,7 @@ class WeightExchange:
 
     def close(self) -> None:
         self.abort()
+        self.close_segment()
         self._closed = True
         self._server.close()
 
@@ -363,6 +366,8 @@ class WeightExchange:
         if conn is None:
             return
         magic, secret, round_no, part = hello
+        if magic == _SEGMENT_MAGIC:
+            return self._attach_link(conn, secret, round_no, part)
         with self._lock:
             valid = (magic in (_MAGIC, _NEEDS_DATA) and secrets.compare_digest(secret, self.secret)
                      and round_no == self._round and not self._aborted
@@ -387,6 +392,35 @@ class WeightExchange:
         with self._lock:
             holder.parked = True
             self._lock.notify_all()
+
+    def _attach_link(self, conn: socket.socket, secret: bytes, serial: int, part: int) -> None:
+        """A segment task's hello: its connection becomes the partition's link for the
+        segment whose serial it names (segment_link.py), or is closed."""
+        with self._lock:
+            links = self._links
+        attached = (secrets.compare_digest(secret, self.secret) and links is not None
+                    and serial == links.serial and 0 <= part < links.partitions
+                    and links.attach(part, conn))
+        try:
+            if attached:
+                conn.settimeout(TRANSFER_S)
+                conn.sendall(_ACK)
+                return
+        except OSError:
+            pass  # the link is broken: the segment's reads find it so
+        if not attached:
+            conn.close()
+
+    def open_segment(self, links) -> None:
+        """Attach segment hellos naming links.serial to `links` (segment_link.Links)."""
+        with self._lock:
+            self._links = links
+
+    def close_segment(self) -> None:
+        with self._lock:
+            links, self._links = self._links, None
+        if links is not None:
+            links.close()
 
     def _admit(self, magic: bytes, part: int, conn: socket.socket):
         """(reply count, holder or None, rerun?) for a valid hello; under the lock."""

@@ -23,6 +23,7 @@ from ..errors import DataError, NetArgumentError
 from ..net import Net
 from ..proto import caffe_pb2
 from ..weights import WeightCollection
+from .segment_link import work_segment
 from .transport import request_data, worker_exchange
 
 
@@ -184,6 +185,35 @@ def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int)
     return solver, True
 
 
+def _task_data(index: int, records: Iterable, stream_bc):
+    """What the task carried for its partition's solver: the cached (images, labels)
+    pair, the stream's partition, or None (a data-free task)."""
+    # Read the whole partition: a Python worker that leaves input unread is not
+    # reused, and its solvers would be lost.
+    items = list(records)
+    if stream_bc is not None:
+        return stream_bc.value.parts[index]
+    if len(items) > 1:
+        raise DataError(f"partition {index} holds {len(items)} items, expected 1")
+    return items[0] if items else None
+
+
+def _train(solver: _Solver, spec: NetSpec, index: int, tau: int, round_no: int,
+           flat: np.ndarray, out: Optional[np.ndarray], rebuilt: bool):
+    """Set the round's weights, train tau steps: (the trained weights in out, stats)."""
+    net = solver.net
+    out = np.empty_like(flat) if out is None else out
+    weights_size = _set_round_state(net, flat, spec.solver_state)
+    tic = time.perf_counter()
+    outputs = net.train(tau)
+    compute_s = time.perf_counter() - tic
+    solver.next_round, solver.used = round_no + 1, time.monotonic()
+    net.get_weights(WeightCollection(net.layout, out[:weights_size]))
+    if weights_size < out.size:  # 'average': the history goes back with the weights
+        net.get_history(out[weights_size:])
+    return out, RoundStats(index, outputs, compute_s, rebuilt, solver.skipped())
+
+
 def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
                 start_iter: int, weights_bc=None, exchange=None, stream_bc=None):
     """One worker's round: set the round's weights, train tau steps, send weights back.
@@ -196,40 +226,46 @@ def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
     Spark broadcast and task result (yielding (stats, weights)).
     """
     spec = spec_bc.value
-    # Read the whole partition: a Python worker that leaves input unread is not
-    # reused, and its solvers would be lost.
-    items = list(records)
-    if stream_bc is not None:
-        data = stream_bc.value.parts[index]
-    elif len(items) > 1:
-        raise DataError(f"partition {index} holds {len(items)} items, expected 1")
-    else:
-        data = items[0] if items else None
+    data = _task_data(index, records, stream_bc)
     solver, rebuilt = _solver_for(spec, index, data, round_no, start_iter)
     if solver is None:  # a data-free task where this worker has no solver
         request_data(exchange, index)  # the driver reruns this partition with its data
         yield RoundStats(index)
         return
-    net = solver.net
-
-    def train(flat: np.ndarray, out: Optional[np.ndarray]):
-        out = np.empty_like(flat) if out is None else out
-        weights_size = _set_round_state(net, flat, spec.solver_state)
-        tic = time.perf_counter()
-        outputs = net.train(tau)
-        compute_s = time.perf_counter() - tic
-        solver.next_round, solver.used = round_no + 1, time.monotonic()
-        net.get_weights(WeightCollection(net.layout, out[:weights_size]))
-        if weights_size < out.size:  # 'average': the history goes back with the weights
-            net.get_history(out[weights_size:])
-        return out, RoundStats(index, outputs, compute_s, rebuilt, solver.skipped())
-
     if exchange is None:
-        trained, stats = train(weights_bc.value, None)
+        trained, stats = _train(solver, spec, index, tau, round_no, weights_bc.value, None,
+                                rebuilt)
         yield stats, trained
         return
-    stats = worker_exchange(exchange, index, solver.buffer_for, lambda flat: train(flat, flat))
+    stats = worker_exchange(exchange, index, solver.buffer_for,
+                            lambda flat: _train(solver, spec, index, tau, round_no, flat, flat,
+                                                rebuilt))
     yield stats if stats is not None else RoundStats(index, rebuilt=rebuilt)
+
+
+def train_segment(index: int, records: Iterable, spec_bc, first_round: int, start_iter: int,
+                  ticket, stream_bc=None):
+    """One worker's task of a segment (a barrier stage): the rounds the driver sends
+    over this partition's link, on this worker's solver (built from the task's data
+    when it has none). Yields what happened, for the Spark UI and logs."""
+    spec = spec_bc.value
+    rebuilt_once = []  # the first round's stats say whether the solver was built for it
+
+    def prepare():
+        solver, rebuilt = _solver_for(spec, index, _task_data(index, records, stream_bc),
+                                      first_round, start_iter)
+        rebuilt_once.append(rebuilt)
+        return solver
+
+    def step(solver, round_no, tau, flat):
+        rebuilt = rebuilt_once.pop() if rebuilt_once else False
+        trained, stats = _train(solver, spec, index, tau, round_no, flat, flat, rebuilt)
+        outputs = {name: float(value) for name, value in stats.outputs.items()}
+        return trained, {"outputs": outputs, "compute_s": stats.compute_s,
+                         "rebuilt": rebuilt, "skipped": stats.skipped}
+
+    yield index, work_segment(ticket, index, prepare, step,
+                              lambda solver, nbytes: solver.buffer_for(nbytes))
 
 
 def _set_round_state(net, flat: np.ndarray, solver_state: str) -> int:
