@@ -88,10 +88,11 @@ class Net:
         self._phases = {TRAIN: _PhaseState(phase_feed(net_param, caffe_pb2.TRAIN)),
                         TEST: _PhaseState(phase_feed(net_param, caffe_pb2.TEST))}
         self.device = parse_device(device)
-        solver_bytes = b""
+        solver_bytes, self._iter_size = b"", 1
         if solver_params is not None:
             solver = _solver_for_python_control(solver_params, seed)
             solver_bytes = solver.SerializeToString()
+            self._iter_size = max(solver.iter_size, 1)  # minibatches per iteration
         self._handle = NetHandle(solver_bytes, net_param.SerializeToString(), self.device,
                                  -1 if seed is None else seed)
         self.net_param = net_param
@@ -179,6 +180,15 @@ class Net:
         if not self.has_solver:
             raise NetArgumentError("a test-only net (no solver_params) takes no training data")
         self._set_data(TRAIN, data)
+
+    def skip_training_batches(self, iterations: int) -> None:
+        """Move the training data on by what `iterations` solver iterations read
+        (iter_size minibatches each), before training starts: a solver rebuilt
+        mid-run reads on where its predecessor would have."""
+        state = self._phases[TRAIN]
+        if state.stream is None:
+            raise DataError("no training data: call Net.set_training_data() first")
+        state.stream.skip(int(iterations) * self._iter_size * self.batch_size(TRAIN))
 
     def set_validation_data(self, data: Union[tuple, Iterable]) -> None:
         self._set_data(TEST, data)

@@ -10,13 +10,18 @@ import sys
 import threading
 import time
 
+import pytest
 
 from pysparknet import zoo
 from pysparknet.spark import SparkNetTrainer, local_spark
 from pysparknet.spark.cluster import StandaloneCluster
 
 
-def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmnist_test):
+@pytest.mark.parametrize("mode", ["segments", "jobs"])
+def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmnist_test, mode):
+    """Segments: the barrier stage fails, the segment reruns from the round at hand
+    with every solver rebuilt where its predecessor was (data position, iteration).
+    Jobs: Spark retries the lost task, which rebuilds its solver."""
     x, y = fmnist_train[0][:20000], fmnist_train[1][:20000]
     validation = (fmnist_test[0][:2000], fmnist_test[1][:2000])
     with StandaloneCluster(workers=2, memory="1g") as cluster:
@@ -31,7 +36,7 @@ def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmni
 
             def run(metrics):
                 trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(),
-                                          num_workers=2, tau=50, seed=7)
+                                          num_workers=2, tau=50, seed=7, rounds=mode)
                 return trainer.fit(rdd, validation, rounds=16, validate_every=16,
                                    metrics_path=metrics, progress=False)
 

@@ -32,6 +32,27 @@ def test_records_and_arrays_feed_the_same_batches(fmnist_train):
     assert from_arrays.get_weights() == from_records.get_weights()
 
 
+def test_a_rebuilt_solver_reads_on_where_its_predecessor_was(fmnist_train):
+    """A solver rebuilt after 7 iterations (weights, history and iteration carried
+    over, the data skipped on) trains on exactly as the first would have, from
+    arrays and from records, across a wrap of the data."""
+    images, labels = fmnist_train[0][:300], fmnist_train[1][:300]
+    for data in ((images, labels), [(im, int(lab)) for im, lab in zip(images, labels)]):
+        straight = Net(zoo.lenet(), zoo.lenet_solver(), seed=4)
+        straight.set_training_data(data)
+        straight.train(7)
+        weights, history = straight.get_weights(), straight.get_history()
+        straight.train(5)
+        rebuilt = Net(zoo.lenet(), zoo.lenet_solver(), seed=4)
+        rebuilt.set_training_data(data)
+        rebuilt.iteration = 7
+        rebuilt.skip_training_batches(7)  # 448 records: past one pass of 300
+        rebuilt.set_weights(weights)
+        rebuilt.set_history(history)
+        rebuilt.train(5)
+        assert rebuilt.get_weights() == straight.get_weights()
+
+
 def test_test_only_net_scores_trained_weights(tmp_path, fmnist_train, fmnist_test):
     net = Net(zoo.lenet(), zoo.lenet_solver(), seed=3)
     net.set_training_data(fmnist_train)

@@ -219,6 +219,18 @@ class Minibatches:
             raise item
         return item
 
+    def skip(self, records: int) -> None:
+        """Start `records` records on (modulo one pass, when its length is known), as
+        if they had been served: before the first batch only."""
+        if self._ready is not None:
+            raise RuntimeError("skip() comes before the first minibatch")
+        if self._arrays is not None:
+            self._cursor = (self._cursor + records) % len(self._arrays[0])
+            return
+        passes = self.num_records
+        for _ in range(records % passes if passes else records):
+            next(self._records)
+
     def close(self) -> None:
         """Stop the prefetch thread (it holds the source)."""
         self._stop.set()

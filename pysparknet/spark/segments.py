@@ -27,6 +27,13 @@ _LOG = logging.getLogger("pysparknet")
 JOIN_S = 60.0  # how long the driver waits for a segment's tasks to end after it
 
 
+def _first_line(error: Exception) -> str:
+    """The line of a Spark job's error that says why (Py4J puts a preamble first)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if "failure" in line.lower() or "Reason" in line]
+    return (reasons or lines or [type(error).__name__])[-1][:400]
+
+
 class Segment:
     """One barrier stage of K tasks running rounds first..last-1 over their links."""
 
@@ -124,12 +131,13 @@ class SegmentRounds:
 
     def _rerun_or_raise(self, r: int, broken: LinkBroken, attempts: int, run) -> None:
         cause = self.abort()
-        if cause is not None:  # a task failed by itself: Spark's error says why
-            raise worker_failure(cause) from broken
+        if cause is not None and worker_failure(cause) is not cause:
+            raise worker_failure(cause) from broken  # a task raised: not a lost process
         if attempts >= self.max_attempts:
+            spark_says = "" if cause is None else f"; Spark: {_first_line(cause)}"
             raise TransportError(f"round {r + 1}: {broken}; the segment was run {attempts} "
                                  f"time(s), spark.task.maxFailures allows "
-                                 f"{self.max_attempts}") from broken
+                                 f"{self.max_attempts}{spark_says}") from broken
         _LOG.warning("SparkNet round %d: %s; rerunning its segment from round %d, its "
                      "solvers rebuilt from their data where lost", r + 1, broken, r + 1)
         run.train.solvers_built = False  # the rerun's tasks carry their data

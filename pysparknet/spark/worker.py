@@ -181,6 +181,7 @@ def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int)
               seed=None if spec.seed is None else spec.seed + index)
     net.set_training_data(data)
     net.iteration = start_iter  # the learning-rate schedule goes on
+    net.skip_training_batches(start_iter)  # and the data where the lost solver was
     solver = _SOLVERS[key] = _Solver(net, data, round_no, used=time.monotonic())
     return solver, True
 
