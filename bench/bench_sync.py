@@ -1,30 +1,28 @@
-"""SparkNet's sync cost per round vs. a raw loopback TCP transfer of the same bytes.
+"""SparkNet's sync cost per round vs. a raw loopback transfer of the same bytes.
 
 For flat weight vectors of LeNet's, GoogLeNet's and AlexNet's sizes (0.43M, 7M,
 61M floats), K workers on local-cluster[K,1,MB]:
 
 - SparkNet: the trainer's own rounds on bench/sized_net.py's net, whose one
-  training step is a few passes over the weights, with both of its sync paths:
-  `socket` (the default: Spark runs the tasks, the weights go over direct TCP
-  between the driver and each worker) and `spark` (Spark broadcast out, task
-  results back). Sync = round time - the slowest worker's training time, as
-  the trainer records it; median over the rounds after the first (which builds
-  the solvers).
-- Raw: the driver sends the same bytes to K processes over 127.0.0.1 TCP and
-  each sends them back, all K at once (one thread per peer); best of --repeat.
-- Empty round: a round of the same trainer on a net of 80 floats: the fixed
-  cost per round (Spark's job and task launch), for each sync path.
-- `socket` is TLS 1.3 (the default); `socket-plain` is the same exchange with
-  tls=False: `--paths socket,socket-plain` measures what TLS costs, and prints
-  the ratio of the two sync times per size.
+  training step is a few passes over the weights, for each sync path and round
+  mode. Sync paths: `socket` (the default: the weights go over the driver's
+  TLS exchange), `socket-plain` (the same with tls=False) and `spark` (Spark
+  broadcast out, task results back). Round modes: `segments` (the default:
+  one barrier stage runs the rounds, stepped over one link per worker) and
+  `jobs` (one Spark job a round). Sync = round time - the slowest worker's
+  training time, as the trainer records it; median over the rounds after the
+  first (which builds the solvers; with segments, the last round, which ends
+  the stage, is left out too).
+- Raw: the driver sends the same bytes to K processes over 127.0.0.1 and each
+  sends them back, all K at once (one thread per peer), over plain TCP and over
+  TLS 1.3 with the exchange's own SSL contexts; best of --repeat.
+- Empty round: a round on a net of 80 floats: the fixed cost per round, next to
+  the raw round trip of its 320 bytes, and per-round jobs / segments.
 
-Effective bandwidth = 2 x K x bytes / time (to and from every worker); the
-"beyond fixed" column divides by the sync time less the empty round's (shown
-only where the sync takes over twice the fixed cost; below that the difference
-is within the fixed cost's round-to-round noise).
+Effective bandwidth = 2 x K x bytes / time (to and from every worker).
 
-    python bench/bench_sync.py [--workers 2] [--rounds 5] [--paths socket,socket-plain,spark]
-                               [--sizes LeNet,GoogLeNet,AlexNet]
+    python bench/bench_sync.py [--workers 2] [--rounds 6] [--paths socket,socket-plain,spark]
+                               [--modes segments,jobs] [--sizes LeNet,GoogLeNet,AlexNet]
 """
 from __future__ import annotations
 
@@ -101,14 +99,73 @@ def raw_loopback(n_bytes: int, workers: int, repeat: int, tls: bool = False) -> 
     return best
 
 
-def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int, path: str) -> list[dict]:
+def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int, path: str,
+                    mode: str) -> list[dict]:
     sync, tls = ("socket", False) if path == "socket-plain" else (path, True)
     trainer = SparkNetTrainer(spark, sized_net(n_floats), SOLVER, num_workers=workers, tau=1,
-                              seed=1, sync=sync, tls=tls)
+                              seed=1, sync=sync, tls=tls, rounds=mode)
     result = trainer.fit(sized_records(spark.sparkContext, workers), rounds=rounds,
                          progress=False)
     trainer.driver_net.close()
-    return result.history[1:]
+    # The first round builds the solvers (and, with segments, starts the stage) and the
+    # last one ends the stage: the rounds between are what a long run is made of.
+    return result.history[1:-1] if mode == "segments" else result.history[1:]
+
+
+def variants(paths: list, modes: list) -> list:
+    """(sync path, round mode) pairs: sync='spark' has per-round jobs only."""
+    return [(path, mode) for path in paths for mode in modes
+            if not (path == "spark" and mode == "segments")] + \
+        ([("spark", "jobs")] if "spark" in paths and "jobs" not in modes else [])
+
+
+def median_sync(spark, n_floats, workers, rounds, path, mode) -> float:
+    history = sparknet_rounds(spark, n_floats, workers, rounds, path, mode)
+    return statistics.median(r["sync_s"] for r in history)
+
+
+def measure(args, spark, sizes: dict, pairs: list):
+    """(rows of (size, floats, path, mode, sync s, raw TCP s, raw TLS s), empty round
+    sync by (path, mode), raw round trips of the empty round's bytes)."""
+    empty = {pair: median_sync(spark, 80, args.workers, args.rounds + 4, *pair)
+             for pair in pairs}
+    raw_empty = {tls: raw_loopback(320, args.workers, args.repeat * 20, tls=tls)
+                 for tls in (False, True)}
+    rows = []
+    for name, n_floats in sizes.items():
+        raw = raw_loopback(4 * n_floats, args.workers, args.repeat)
+        raw_tls = raw_loopback(4 * n_floats, args.workers, args.repeat, tls=True)
+        for path, mode in pairs:
+            took = median_sync(spark, n_floats, args.workers, args.rounds + 1, path, mode)
+            rows.append((name, n_floats, path, mode, took, raw, raw_tls))
+            print(f"  {name} {path} {mode}: sync {took * 1e3:.1f} ms, raw TCP "
+                  f"{raw * 1e3:.1f} ms, raw TLS {raw_tls * 1e3:.1f} ms", flush=True)
+    return rows, empty, raw_empty
+
+
+def print_tables(k: int, rows: list, empty: dict, raw_empty: dict) -> None:
+    print("| weights | floats | sync path | rounds | sync ms | raw TCP ms | raw TLS ms | "
+          "sync GB/s | raw TCP / sync | raw TLS / sync |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, n_floats, path, mode, took, raw, raw_tls in rows:
+        moved = 2 * k * 4 * n_floats / 1e9
+        tls_ratio = f"{raw_tls / took:.3f}" if path != "socket-plain" else "-"
+        print(f"| {name} | {n_floats:,} | {path} | {mode} | {took * 1e3:.1f} | "
+              f"{raw * 1e3:.1f} | {raw_tls * 1e3:.1f} | {moved / took:.2f} | "
+              f"{raw / took:.3f} | {tls_ratio} |")
+    print("\n| empty round (80 floats, tau=1) | sync ms | / raw round trip of its bytes |")
+    print("|---|---:|---:|")
+    for (path, mode), took in empty.items():
+        raw = raw_empty[path != "socket-plain"]
+        print(f"| {path}, {mode} | {took * 1e3:.2f} | {took / raw:.1f} |")
+    print(f"| raw TCP round trip, 320 bytes to {k} processes | {raw_empty[False] * 1e3:.2f} "
+          f"| 1 |")
+    print(f"| raw TLS round trip, 320 bytes to {k} processes | {raw_empty[True] * 1e3:.2f} "
+          f"| 1 |")
+    for path in {p for p, _ in empty}:
+        if (path, "jobs") in empty and (path, "segments") in empty:
+            ratio = empty[(path, "jobs")] / empty[(path, "segments")]
+            print(f"\nempty round, {path}: per-round jobs / segments = {ratio:.1f}")
 
 
 def main() -> None:
@@ -120,57 +177,22 @@ def main() -> None:
     parser.add_argument("--executor-memory", type=int, default=3072, help="MB per executor")
     parser.add_argument("--paths", default="socket,socket-plain,spark",
                         help="sync paths: socket (TLS), socket-plain (tls=False), spark")
+    parser.add_argument("--modes", default="segments,jobs",
+                        help="round modes: segments (one barrier stage), jobs (one a round)")
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"of {list(SIZES)}")
     args = parser.parse_args()
     mb = args.executor_memory
     spark = local_spark(f"local-cluster[{args.workers},1,{mb}]",
                         conf={"spark.executor.memory": f"{mb}m", "spark.driver.memory": "4g",
                               "spark.driver.maxResultSize": "4g"})
-    syncs = tuple(args.paths.split(","))
-    sizes = {name: SIZES[name] for name in args.sizes.split(",")}
-    rows, empty, raw_tls = [], {}, {}
+    sizes = {name: SIZES[name] for name in args.sizes.split(",") if name}
+    pairs = variants(args.paths.split(","), args.modes.split(","))
     try:
-        for sync in syncs:
-            history = sparknet_rounds(spark, 80, args.workers, args.rounds + 4, sync)
-            empty[sync] = statistics.median(r["sync_s"] for r in history)
-        for name, n_floats in sizes.items():
-            raw = raw_loopback(4 * n_floats, args.workers, args.repeat)
-            if "socket" in syncs:
-                raw_tls[name] = raw_loopback(4 * n_floats, args.workers, args.repeat, tls=True)
-            for sync in syncs:
-                history = sparknet_rounds(spark, n_floats, args.workers, args.rounds, sync)
-                took = statistics.median(r["sync_s"] for r in history)
-                rows.append((name, n_floats, sync, took, raw))
-                print(f"  {name} {sync}: sync {took * 1e3:.0f} ms, raw {raw * 1e3:.1f} ms",
-                      flush=True)
+        rows, empty, raw_empty = measure(args, spark, sizes, pairs)
     finally:
         spark.stop()
-    k = args.workers
-    print(f"\nK={k} workers, local-cluster[{k},1,{mb}]\n")
-    print("| weights | floats | sync path | sync ms | raw TCP ms | raw / sync | "
-          "sync GB/s | beyond fixed GB/s | raw GB/s | beyond fixed / raw |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, n_floats, sync, took, raw in rows:
-        moved = 2 * k * 4 * n_floats / 1e9
-        # Below twice the fixed cost the difference is within its round-to-round noise.
-        if took > 2 * empty[sync]:
-            beyond = moved / (took - empty[sync])
-            beyond_text = f"{beyond:.2f} | {moved / raw:.2f} | {beyond / (moved / raw):.2f}"
-        else:
-            beyond_text = f"- | {moved / raw:.2f} | -"
-        print(f"| {name} | {n_floats:,} | {sync} | {took * 1e3:.0f} | {raw * 1e3:.1f} | "
-              f"{raw / took:.3f} | {moved / took:.2f} | {beyond_text} |")
-    print()
-    if "socket" in syncs and "socket-plain" in syncs:
-        took = {(name, sync): t for name, _, sync, t, _ in rows}
-        for name in sizes:
-            tls, plain = took[(name, "socket")], took[(name, "socket-plain")]
-            print(f"TLS cost at {name}: sync {tls * 1e3:.0f} ms with TLS / {plain * 1e3:.0f} ms "
-                  f"without = {tls / plain:.3f}; raw loopback TLS {raw_tls[name] * 1e3:.1f} ms "
-                  f"(raw TLS / sync with TLS = {raw_tls[name] / tls:.3f})")
-    for sync in syncs:
-        print(f"empty round (80 floats, tau=1), sync={sync}: {empty[sync] * 1e3:.0f} ms outside "
-              f"the workers' training (median of {args.rounds + 3} rounds)")
+    print(f"\nK={args.workers} workers, local-cluster[{args.workers},1,{mb}]\n")
+    print_tables(args.workers, rows, empty, raw_empty)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def cmd_train(args) -> int:
         test_spec = args.test_data or (args.data if has_test_split(args.data) else None)
         test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
-                                  seed=args.seed, sync=args.sync)
+                                  seed=args.seed, sync=args.sync, rounds=args.round_mode)
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
                              checkpoint_every=args.checkpoint_every,
@@ -236,6 +236,9 @@ def main(argv=None) -> int:
     train.add_argument("--sync", choices=("socket", "spark"), default="socket",
                        help="weights over direct TCP to the driver, or Spark broadcast + "
                             "task results")
+    train.add_argument("--round-mode", choices=("segments", "jobs"),
+                       help="segments: many rounds in one barrier stage (the default with "
+                            "--sync socket); jobs: one Spark job a round (--sync spark's way)")
     train.add_argument("--record-shape", type=int, nargs=3, metavar=("C", "H", "W"),
                        help="data top shape, for a .prototxt model")
     train.add_argument("--validate-every", type=int, default=10, help="rounds")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from pysparknet import zoo
+from pysparknet import ClusterError, zoo
 from pysparknet.spark import SparkNetTrainer, local_spark
 from pysparknet.spark.cluster import StandaloneCluster
 
@@ -63,6 +63,35 @@ def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmni
     before, after = undisturbed.history[-1]["val_accuracy"], disturbed.history[-1]["val_accuracy"]
     print(f"undisturbed {before:.4f}, executor killed in round 5: {after:.4f}")
     assert abs(before - after) <= 0.005
+
+
+def test_a_host_lost_mid_segment_fails_fast_with_the_cause(tmp_path, fmnist_train):
+    """A worker host (its Worker daemon and executor) dies mid-segment and nothing
+    replaces it: the segment cannot rerun on K slots, and the fit says so within
+    its slots_timeout instead of waiting for slots that never come."""
+    x, y = fmnist_train[0][:4000], fmnist_train[1][:4000]
+    with StandaloneCluster(workers=2, memory="1g") as cluster:
+        spark = local_spark(cluster.master_url, conf={
+            "spark.executor.cores": "1", "spark.cores.max": "2",
+            "spark.executor.memory": "768m", "spark.task.maxFailures": "4"})
+        try:
+            trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2,
+                                      tau=20, seed=7, slots_timeout=10)
+            killed = []
+
+            def kill_a_host(record):
+                if record["round"] == 3:
+                    cluster.kill_worker(1)
+                    killed.append(time.monotonic())
+                return False
+            with pytest.raises(ClusterError, match="runs 1 task.*num_workers=2 needs 2"):
+                trainer.fit(spark.sparkContext.parallelize(list(zip(x, y.tolist())), 2),
+                            rounds=40, progress=False, until=kill_a_host)
+            failed_after = time.monotonic() - killed[0]
+        finally:
+            spark.stop()
+    print(f"host lost after round 3: ClusterError {failed_after:.1f} s later")
+    assert failed_after < 30
 
 
 def test_driver_killed_between_checkpoints_resumes(tmp_path):

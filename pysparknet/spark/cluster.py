@@ -93,6 +93,10 @@ class StandaloneCluster:
                 continue
         return ours
 
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL worker `index` and the executors it launched (a host lost)."""
+        os.killpg(self._procs[1 + index].pid, signal.SIGKILL)
+
     def stop(self) -> None:
         for proc in self._procs:
             try:
