@@ -75,11 +75,16 @@ class RoundRunner:
 
     def __init__(self, sc, num_workers: int, tau: TauSchedule, batch_size: int,
                  outer: OuterOptimizer, round_timeout: Optional[float], mode: str = "jobs",
-                 slots_timeout: float = 15.0):
+                 slots_timeout: float = 15.0, timed: bool = False,
+                 min_workers: Optional[int] = None):
+        """timed: workers may stop short of tau (round_seconds), so their results are
+        weighted by the iterations each did; min_workers: a round closes with that
+        many results (segments only)."""
         self.sc, self.num_workers, self.tau = sc, num_workers, tau
         self.batch_size, self.outer, self.round_timeout = batch_size, outer, round_timeout
-        self.mode = mode
-        self.segments = SegmentRounds(sc, num_workers, slots_timeout, max_task_attempts(sc))
+        self.mode, self.stragglers = mode, timed or (min_workers or num_workers) < num_workers
+        self.segments = SegmentRounds(sc, num_workers, slots_timeout, max_task_attempts(sc),
+                                      weighted=timed, quorum=min_workers)
         self.warned_skips = False
         self.history: Optional[np.ndarray] = None  # the averaged solver history, if averaged
 
@@ -92,14 +97,16 @@ class RoundRunner:
         # solver_state='average': the solvers' history travels after the weights
         shipped = sent if self.history is None else np.concatenate([sent, self.history])
         if self.mode == "segments":
-            total, results = self._sync_by_segment(r, rounds, run, shipped, loop)
+            total, divisor, results = self._sync_by_segment(r, rounds, run, shipped, loop)
         else:
             total, results = self._sync_by_job(r, rounds, run, shipped, loop.history)
-        losses = [s.outputs.get("loss", float("nan")) for s in results if s.outputs is not None]
+            divisor = self.num_workers
+        losses = [s.outputs.get("loss", float("nan")) for s in results
+                  if s.outputs is not None and not s.dropped]
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
                                         f"weights of round {r} are kept")
-        total /= np.float32(self.num_workers)
+        total /= np.float32(divisor)
         if self.history is not None:
             self.history = total[sent.size:]
         record = self._record(r, tau, self.tau.iterations_before(r), losses, results,
@@ -132,19 +139,25 @@ class RoundRunner:
         last = rounds
         if loop.checkpoint_dir is not None:
             last = min(rounds, (r // loop.checkpoint_every + 1) * loop.checkpoint_every)
-        total, metas = self.segments.round(r, last, rounds, self.tau(r),
-                                           self.tau.iterations_before(r), run, shipped,
-                                           self._round_deadline(loop.history))
-        return total, [RoundStats(part, **meta) for part, meta in enumerate(metas)]
+        total, divisor, metas = self.segments.round(r, last, rounds, self.tau(r),
+                                                    self.tau.iterations_before(r), run,
+                                                    shipped, self._round_deadline(loop.history))
+        return total, divisor, [RoundStats(part, **meta) for part, meta in enumerate(metas)]
 
     def _record(self, r, tau, start_iter, losses, results, wall, started) -> dict:
         compute = max(s.compute_s for s in results)
-        return {"round": r + 1, "iterations": start_iter + tau, "tau": tau,
-                "loss": float(np.mean(losses)),
-                "images_per_s": self.num_workers * tau * self.batch_size / wall,
-                "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
-                "rebuilt_solvers": sum(s.rebuilt for s in results),
-                "elapsed_s": time.perf_counter() - started}
+        used = [s for s in results if not s.dropped]
+        trained = sum(tau if s.iterations is None else s.iterations for s in used)
+        record = {"round": r + 1, "iterations": start_iter + tau, "tau": tau,
+                  "loss": float(np.mean(losses)),
+                  "images_per_s": trained * self.batch_size / wall,
+                  "compute_s": compute, "sync_s": max(wall - compute, 0.0), "round_s": wall,
+                  "rebuilt_solvers": sum(s.rebuilt for s in results),
+                  "elapsed_s": time.perf_counter() - started}
+        if self.stragglers:  # who did how much, and whose result the round went without
+            record["worker_iterations"] = [s.iterations for s in results]
+            record["dropped"] = [s.index for s in results if s.dropped]
+        return record
 
     def _note_skips(self, r: int, record: dict, skipped: int) -> None:
         record["skipped_records"] = skipped

@@ -12,6 +12,10 @@ and hands it to the stage's Links. Over it:
   then, per round:
   driver -> worker  round, tau, byte count; the weights     (count 0: the segment ends)
   worker -> driver  RESULT with the round's stats (JSON), then its weights, or ERROR
+With min_workers < K the driver may close a round before a worker is done:
+  driver -> worker  round, 0, STOP       (the worker stops at its next step)
+  worker -> driver  DROPPED with its stats, no weights   (or RESULT, if it was
+                    done first; a STOP that arrives after it is skipped)
 
 A worker's exceptions travel as ERROR frames (type and message), so the task
 itself ends normally and its Python worker, with every solver in it, lives
@@ -21,14 +25,13 @@ rerunning the segment.
 from __future__ import annotations
 
 import json
+import select
 import socket
+import ssl
 import struct
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Callable, Optional
-
-import numpy as np
 
 from .. import errors
 from ..errors import RoundTimeoutError, TransportError
@@ -37,9 +40,10 @@ from .transport import _SEGMENT_MAGIC as SEGMENT_MAGIC
 from .transport import recv_exactly
 
 _ACCEPTED = b"\x01"
-_ROUND = struct.Struct("!QIQ")  # round, tau, weight bytes (0: end of the segment)
-_FRAME = struct.Struct("!BIQ")  # kind, JSON bytes, weight bytes
-READY, NEEDS_DATA, RESULT, ERROR = 1, 2, 3, 4
+ROUND_HEADER = struct.Struct("!QIQ")  # round, tau, weight bytes (0: end of the segment)
+FRAME_HEADER = struct.Struct("!BIQ")  # kind, JSON bytes, weight bytes
+READY, NEEDS_DATA, RESULT, ERROR, DROPPED = 1, 2, 3, 4, 5
+STOP = (1 << 64) - 1  # as a round's byte count: the round is closed, stop training
 
 
 class LinkBroken(TransportError):
@@ -59,7 +63,28 @@ def worker_error(part: int, meta: dict) -> errors.SparkNetError:
     return errors.WorkerError(f"on a worker (partition {part}): {name}: {message}")
 
 
-def _hang_up(conn) -> None:
+@contextmanager
+def reading(part: int, deadline: Deadline):
+    """A failed read from a link as the driver reports it: the round's deadline
+    passed, or the link (its worker's process, or the network) was lost."""
+    try:
+        yield
+    except (OSError, ValueError) as error:
+        if deadline.expired():
+            raise RoundTimeoutError(f"partition {part} sent nothing within the round's "
+                                    f"deadline of {deadline.seconds:.0f} s") from None
+        raise LinkBroken(part, f"link lost ({type(error).__name__}: {error})") from None
+
+
+def readable(conn, timeout: float) -> bool:
+    """Bytes wait on `conn` (TLS keeps some decrypted in its own buffer), or arrive
+    within timeout seconds."""
+    if isinstance(conn, ssl.SSLSocket) and conn.pending():
+        return True
+    return bool(select.select([conn], [], [], timeout)[0])
+
+
+def hang_up(conn) -> None:
     """Close a link so that a thread blocked reading it wakes at once (a bare close
     does not wake it on Linux); the raw shutdown leaves TLS's state alone."""
     try:
@@ -79,161 +104,9 @@ def _error_meta(error: BaseException) -> dict:
 def _send_frame(conn, kind: int, meta: Optional[dict] = None, weights=None) -> None:
     body = json.dumps(meta or {}).encode()
     nbytes = 0 if weights is None else weights.nbytes
-    conn.sendall(_FRAME.pack(kind, len(body), nbytes) + body)
+    conn.sendall(FRAME_HEADER.pack(kind, len(body), nbytes) + body)
     if nbytes:
         conn.sendall(memoryview(weights).cast("B"))
-
-
-# --- the driver's end ---------------------------------------------------------
-class Links:
-    """The driver's end of one segment: the K links, attached as workers connect.
-
-    attach() is called by the exchange's serving threads; everything else by the
-    round loop on the driver's thread (and a helper pool it owns).
-    """
-
-    def __init__(self, serial: int, partitions: int):
-        self.serial, self.partitions = serial, partitions
-        self._conns: dict = {}
-        self._cond = threading.Condition()
-        self._aborted: Optional[str] = None
-        self._pool = ThreadPoolExecutor(max_workers=partitions + 1,
-                                        thread_name_prefix="sparknet-link")
-        self._receive: Optional[np.ndarray] = None
-
-    def attach(self, part: int, conn) -> bool:
-        """Take `conn` as partition `part`'s link (False: it has one, or the segment ended)."""
-        with self._cond:
-            if self._aborted is not None or part in self._conns:
-                return False
-            self._conns[part] = conn
-            self._cond.notify_all()
-        return True
-
-    def abort(self, why: str = "the segment was aborted") -> None:
-        """Close every link: the workers' tasks end, the round loop's waits raise."""
-        with self._cond:
-            if self._aborted is None:
-                self._aborted = why
-            conns, self._conns = list(self._conns.values()), {}
-            self._cond.notify_all()
-        for conn in conns:
-            _hang_up(conn)
-
-    def close(self) -> None:
-        self.abort("the segment ended")
-        self._pool.shutdown(wait=True)
-
-    def ready(self, deadline: Deadline) -> list:
-        """Wait for every partition's first frame: the partitions whose worker has no
-        solver and whose task carried no data (empty: all are ready)."""
-        conns = self._all_attached(deadline)
-        return [part for part, conn in enumerate(conns)
-                if self._frame(part, conn, deadline)[0] == NEEDS_DATA]
-
-    def _all_attached(self, deadline: Deadline) -> list:
-        with self._cond:
-            while len(self._conns) < self.partitions:
-                if self._aborted is not None:
-                    raise LinkBroken(-1, self._aborted)
-                try:
-                    self._cond.wait(deadline.left())
-                except OSError:  # Deadline.left(): socket.timeout
-                    missing = sorted(set(range(self.partitions)) - set(self._conns))
-                    raise RoundTimeoutError(
-                        f"partition(s) {missing} did not connect within the segment's "
-                        f"deadline of {deadline.seconds:.0f} s") from None
-            return [self._conns[p] for p in range(self.partitions)]
-
-    def _conn(self, part: int):
-        with self._cond:
-            if self._aborted is not None:
-                raise LinkBroken(part, self._aborted)
-            return self._conns[part]
-
-    def _frame(self, part: int, conn, deadline: Deadline, into: Optional[np.ndarray] = None):
-        """One frame from `part`: (kind, meta), its weights read into `into`."""
-        try:
-            kind, meta_len, nbytes = _recv_struct(conn, _FRAME, deadline)
-            body = bytearray(meta_len)
-            recv_exactly(conn, memoryview(body), deadline)
-            expected = 0 if into is None or kind != RESULT else into.nbytes
-            if nbytes == expected and nbytes:
-                recv_exactly(conn, memoryview(into).cast("B"), deadline)
-            meta = json.loads(body or b"{}")
-        except (OSError, ValueError) as error:
-            if deadline.expired():
-                raise RoundTimeoutError(f"partition {part} sent nothing within the round's "
-                                        f"deadline of {deadline.seconds:.0f} s") from None
-            raise LinkBroken(part, f"link lost ({type(error).__name__}: {error})") from None
-        if kind == ERROR:
-            raise worker_error(part, meta)
-        if nbytes != expected:
-            raise LinkBroken(part, f"sent {nbytes} weight bytes, expected {expected}")
-        return kind, meta
-
-    def round(self, round_no: int, tau: int, weights: np.ndarray,
-              deadline: Deadline) -> tuple[np.ndarray, list]:
-        """Send the round to every worker; (sum of their weights in partition order,
-        their stats in partition order)."""
-        header = _ROUND.pack(round_no, tau, weights.nbytes)
-        sends = [self._pool.submit(self._send, part, header, weights)
-                 for part in range(self.partitions)]
-        try:
-            return self._gather(sends, weights.size, deadline)
-        except BaseException:
-            wait(sends)
-            raise
-
-    def _send(self, part: int, header: bytes, weights: np.ndarray) -> None:
-        conn = self._conn(part)
-        try:
-            conn.settimeout(TRANSFER_S)
-            conn.sendall(header)
-            conn.sendall(memoryview(weights).cast("B"))
-        except OSError as error:
-            raise LinkBroken(part, f"link lost sending the weights ({error})") from None
-
-    def _gather(self, sends: list, size: int, deadline: Deadline) -> tuple[np.ndarray, list]:
-        """Partitions 0 and 1 read side by side (as WeightExchange.gather), the rest in
-        turn into one receive buffer, each added in partition order."""
-        total = np.empty(size, np.float32)
-        if self._receive is None or self._receive.size != size:
-            self._receive = np.empty(size, np.float32)
-        stats = [None] * self.partitions
-        first = self._pool.submit(self._result, 0, sends[0], total, deadline)
-        try:
-            for part in range(1, self.partitions):
-                stats[part] = self._result(part, sends[part], self._receive, deadline)
-                if part == 1:
-                    stats[0] = first.result()
-                total += self._receive
-        except BaseException:
-            self.abort("a worker's result failed")  # wakes partition 0's reader
-            first.exception()
-            raise
-        stats[0] = first.result()
-        return total, stats
-
-    def _result(self, part: int, sent, into: np.ndarray, deadline: Deadline) -> dict:
-        # A TLS connection is not to be read and written at once: the send goes first.
-        sent.result()
-        kind, meta = self._frame(part, self._conn(part), deadline, into)
-        if kind != RESULT:
-            raise LinkBroken(part, f"sent frame {kind} where a result belongs")
-        return meta
-
-    def end(self) -> None:
-        """Tell every worker the segment is over (best effort: a gone one is gone)."""
-        end = _ROUND.pack(0, 0, 0)
-        with self._cond:
-            conns = list(self._conns.values())
-        for conn in conns:
-            try:
-                conn.settimeout(TRANSFER_S)
-                conn.sendall(end)
-            except OSError:
-                pass
 
 
 # --- the worker's end ---------------------------------------------------------
@@ -297,17 +170,36 @@ def _serve_rounds(conn, ticket: Ticket, solver, step, buffer_for) -> dict:
     rounds = 0
     while True:
         # Between rounds the driver validates and checkpoints: the round's deadline.
-        round_no, tau, nbytes = _recv_struct(conn, _ROUND, Deadline(ticket.deadline_s))
+        round_no, tau, nbytes = _recv_struct(conn, ROUND_HEADER, Deadline(ticket.deadline_s))
+        if nbytes == STOP:  # for a round this worker had answered already
+            continue
         if nbytes == 0:
             return {"ended": "segment over", "rounds": rounds}
         weights = buffer_for(solver, nbytes)
         conn.settimeout(TRANSFER_S)
         recv_exactly(conn, memoryview(weights).cast("B"))
         try:
-            trained, stats = step(solver, round_no, tau, weights)
+            trained, stats = step(solver, round_no, tau, weights, _StopWatch(conn, round_no))
         except Exception as failure:  # noqa: BLE001 - reported to the driver
             _send_frame(conn, ERROR, _error_meta(failure))
             return {"ended": "error", "rounds": rounds}
         conn.settimeout(TRANSFER_S)
-        _send_frame(conn, RESULT, stats, trained)
+        _send_frame(conn, RESULT if trained is not None else DROPPED, stats, trained)
         rounds += 1
+
+
+class _StopWatch:
+    """Between solver steps: has the driver closed this round without us (min_workers)?
+    Nothing else comes from the driver mid-round, so anything readable is its STOP."""
+
+    def __init__(self, conn, round_no: int):
+        self.conn, self.round_no, self.stopped = conn, round_no, False
+
+    def __call__(self) -> bool:
+        if not self.stopped and readable(self.conn, 0.0):
+            round_no, _, nbytes = _recv_struct(self.conn, ROUND_HEADER, Deadline(TRANSFER_S))
+            if nbytes != STOP or round_no != self.round_no:
+                raise TransportError(f"the driver sent {nbytes} bytes for round {round_no} "
+                                     f"in the middle of round {self.round_no}")
+            self.stopped = True
+        return self.stopped

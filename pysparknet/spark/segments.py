@@ -19,7 +19,8 @@ from pyspark import InheritableThread  # carries the job group's properties
 from ..errors import TransportError
 from . import slots
 from .failures import worker_failure
-from .segment_link import LinkBroken, Links
+from .links import Links
+from .segment_link import LinkBroken
 from .transport import Deadline, WeightExchange
 from .worker import train_segment
 
@@ -68,9 +69,10 @@ class Segment:
         finally:
             self.links.abort("the segment's Spark job ended")  # wake any wait on a link
 
-    def round(self, round_no: int, tau: int, weights, deadline_s: float):
-        """(sum of the workers' weights, their stats), in partition order."""
-        return self.links.round(round_no, tau, weights, Deadline(deadline_s))
+    def round(self, round_no: int, tau: int, weights, deadline_s: float, **gather):
+        """(sum of the workers' weights, what divides it for the mean, their stats in
+        partition order); gather: Links.round's weighted and quorum."""
+        return self.links.round(round_no, tau, weights, Deadline(deadline_s), **gather)
 
     def close(self) -> None:
         """The segment's last round is done: the tasks end, and so does the job."""
@@ -101,21 +103,24 @@ class SegmentRounds:
     """A fit's rounds in segments: opens one when a round needs it, closes it after
     its last round, and reruns it from the round at hand when a worker is lost."""
 
-    def __init__(self, sc, num_workers: int, slots_timeout: float, max_attempts: int):
+    def __init__(self, sc, num_workers: int, slots_timeout: float, max_attempts: int,
+                 weighted: bool = False, quorum: Optional[int] = None):
         self.sc, self.num_workers = sc, num_workers
         self.slots_timeout, self.max_attempts = slots_timeout, max_attempts
+        self.gather = {"weighted": weighted, "quorum": quorum}
         self.segment: Optional[Segment] = None
 
     def round(self, r: int, last: int, rounds: int, tau: int, start_iter: int, run,
               weights, deadline_s: float):
         """Round r (0-based) in the open segment, or a new one of rounds r..last-1:
-        (sum of the workers' weights, their stats dicts), in partition order."""
+        (sum of the workers' weights, what divides it for the mean, their stats
+        dicts in partition order)."""
         attempts = 0
         while True:
             try:
                 if self.segment is None:
                     self._open(r, last, rounds, start_iter, run, deadline_s)
-                result = self.segment.round(r, tau, weights, deadline_s)
+                result = self.segment.round(r, tau, weights, deadline_s, **self.gather)
             except LinkBroken as broken:
                 attempts += 1
                 self._rerun_or_raise(r, broken, attempts, run)

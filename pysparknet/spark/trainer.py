@@ -88,6 +88,20 @@ def _round_mode(rounds: Optional[str], sync: str, conf) -> str:
     return rounds
 
 
+def _check_stragglers(round_seconds, min_workers, num_workers: int, mode: str) -> None:
+    if round_seconds is not None and (isinstance(round_seconds, bool) or not isinstance(
+            round_seconds, (int, float)) or not round_seconds > 0):
+        raise ValueError(f"round_seconds must be a number of seconds > 0, got "
+                         f"{round_seconds!r}")
+    if min_workers is not None and (isinstance(min_workers, bool) or not isinstance(
+            min_workers, int) or not 1 <= min_workers <= num_workers):
+        raise ValueError(f"min_workers must be a whole number from 1 to num_workers "
+                         f"({num_workers}), got {min_workers!r}")
+    if (round_seconds is not None or min_workers is not None) and mode != "segments":
+        raise ValueError("round_seconds and min_workers need rounds='segments' (the driver "
+                         "weighs and closes rounds over the workers' links)")
+
+
 def _check_options(num_workers, sync: str, on_unassigned_gpu: str, solver_state: str):
     if not isinstance(num_workers, int) or num_workers <= 0:
         raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
@@ -110,7 +124,8 @@ class SparkNetTrainer:
                  sync: str = "socket", tls: bool = True, round_timeout: Optional[float] = None,
                  slots_timeout: float = 15.0, on_unassigned_gpu: str = "warn",
                  outer: Union[str, OuterOptimizer] = "plain", solver_state: str = "local",
-                 rounds: Optional[str] = None):
+                 rounds: Optional[str] = None, round_seconds: Optional[float] = None,
+                 min_workers: Optional[int] = None):
         """tau: local iterations a round, or a function of the round (from 0)
         giving them (spark/tau.py). sync: 'socket' (the weights over the driver's
         TLS exchange) or 'spark' (broadcast + task results). tls=False: the
@@ -129,10 +144,16 @@ class SparkNetTrainer:
         rounds: 'segments' (the default with sync='socket': one barrier-mode Spark
         stage runs the rounds up to the next checkpoint, the driver stepping the
         workers through them over the exchange) or 'jobs' (one Spark job a round;
-        the only way with sync='spark')."""
+        the only way with sync='spark'). Straggler-tolerant rounds (segments):
+        round_seconds - each worker trains tau iterations or this long, whichever
+        comes first, and the mean weighs each worker by the iterations it did;
+        min_workers=M - a round closes once M of the K workers have reported, the
+        others stop at their next iteration and their results are dropped."""
         _check_options(num_workers, sync, on_unassigned_gpu, solver_state)
         self.spark, self.sc = spark, spark.sparkContext
         self.round_mode = _round_mode(rounds, sync, self.sc.getConf())
+        _check_stragglers(round_seconds, min_workers, num_workers, self.round_mode)
+        self.round_seconds, self.min_workers = round_seconds, min_workers
         slots.check_master(self.sc.master, num_workers)
         if solver_params is None:  # a zoo model brings its own
             solver_params = getattr(net_params, "solver", None)
@@ -150,7 +171,8 @@ class SparkNetTrainer:
         self.driver_net = Net(self.net_param, self.solver_param, device="cpu", seed=seed)
         self.batch_size = self.driver_net.batch_size(TRAIN)
         self.rounds = RoundRunner(self.sc, num_workers, self.tau, self.batch_size, self.outer,
-                                  round_timeout, self.round_mode, slots_timeout)
+                                  round_timeout, self.round_mode, slots_timeout,
+                                  timed=round_seconds is not None, min_workers=min_workers)
 
     # --- data ---------------------------------------------------------------
     @staticmethod
@@ -314,7 +336,8 @@ class SparkNetTrainer:
         run_id = uuid.uuid4().hex
         spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
                                          self.solver_param.SerializeToString(), self.device,
-                                         self.seed, self.on_unassigned_gpu, self.solver_state))
+                                         self.seed, self.on_unassigned_gpu, self.solver_state,
+                                         self.round_seconds))
         exchange = None
         if self.sync == "socket":
             bind, advertise = self._exchange_addresses()

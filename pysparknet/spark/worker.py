@@ -23,6 +23,7 @@ from ..errors import DataError, NetArgumentError
 from ..net import Net
 from ..proto import caffe_pb2
 from ..weights import WeightCollection
+from .local_steps import slowdown, train_steps
 from .segment_link import work_segment
 from .transport import request_data, worker_exchange
 
@@ -66,6 +67,7 @@ class NetSpec:
     seed: Optional[int]
     on_unassigned_gpu: str = "warn"  # device 'gpu' and Spark assigned none: 'warn' | 'error'
     solver_state: str = "local"  # the history between rounds: 'local' | 'reset' | 'average'
+    round_seconds: Optional[float] = None  # a worker's round ends at tau steps or this
 
 
 def _device_for_task(device: str, on_unassigned_gpu: str = "warn") -> str:
@@ -145,6 +147,8 @@ class RoundStats:
     compute_s: float = 0.0
     rebuilt: bool = False
     skipped: int = 0  # bad records a streamed partition skipped so far
+    iterations: Optional[int] = None  # solver steps done (fewer than tau: a timed round)
+    dropped: bool = False  # the driver closed the round without this result
 
 
 def _kept_solver(key: tuple, round_no: int) -> Optional[_Solver]:
@@ -200,19 +204,25 @@ def _task_data(index: int, records: Iterable, stream_bc):
 
 
 def _train(solver: _Solver, spec: NetSpec, index: int, tau: int, round_no: int,
-           flat: np.ndarray, out: Optional[np.ndarray], rebuilt: bool):
-    """Set the round's weights, train tau steps: (the trained weights in out, stats)."""
+           flat: np.ndarray, out: Optional[np.ndarray], rebuilt: bool, stopped=None):
+    """Set the round's weights, train tau steps (or fewer: local_steps.py): (the
+    trained weights in out, or None when the driver closed the round without
+    them, and the round's stats)."""
     net = solver.net
     out = np.empty_like(flat) if out is None else out
     weights_size = _set_round_state(net, flat, spec.solver_state)
     tic = time.perf_counter()
-    outputs = net.train(tau)
+    steps = train_steps(net, tau, spec.round_seconds, stopped, slowdown(index))
     compute_s = time.perf_counter() - tic
     solver.next_round, solver.used = round_no + 1, time.monotonic()
+    stats = RoundStats(index, steps.outputs, compute_s, rebuilt, solver.skipped(),
+                       steps.iterations, steps.stopped)
+    if steps.stopped:
+        return None, stats
     net.get_weights(WeightCollection(net.layout, out[:weights_size]))
     if weights_size < out.size:  # 'average': the history goes back with the weights
         net.get_history(out[weights_size:])
-    return out, RoundStats(index, outputs, compute_s, rebuilt, solver.skipped())
+    return out, stats
 
 
 def train_round(index: int, records: Iterable, spec_bc, tau: int, round_no: int,
@@ -258,12 +268,14 @@ def train_segment(index: int, records: Iterable, spec_bc, first_round: int, star
         rebuilt_once.append(rebuilt)
         return solver
 
-    def step(solver, round_no, tau, flat):
+    def step(solver, round_no, tau, flat, stopped):
         rebuilt = rebuilt_once.pop() if rebuilt_once else False
-        trained, stats = _train(solver, spec, index, tau, round_no, flat, flat, rebuilt)
+        trained, stats = _train(solver, spec, index, tau, round_no, flat, flat, rebuilt,
+                                stopped)
         outputs = {name: float(value) for name, value in stats.outputs.items()}
         return trained, {"outputs": outputs, "compute_s": stats.compute_s,
-                         "rebuilt": rebuilt, "skipped": stats.skipped}
+                         "rebuilt": rebuilt, "skipped": stats.skipped,
+                         "iterations": stats.iterations, "dropped": stats.dropped}
 
     yield index, work_segment(ticket, index, prepare, step,
                               lambda solver, nbytes: solver.buffer_for(nbytes))
