@@ -121,6 +121,17 @@ def _load_data(spark, spec: str, split: str, args):
         raise SystemExit(f"--data {error}") from None
 
 
+def _spark_conf(pairs: list) -> dict:
+    """--conf KEY=VALUE settings (spark-submit's convention) as a dict."""
+    conf = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"sparknet train: --conf takes KEY=VALUE, got {pair!r}")
+        conf[key.strip()] = value
+    return conf
+
+
 def cmd_train(args) -> int:
     """SparkNet: K workers, tau local iterations per round, the mean of their weights."""
     from .data import has_test_split
@@ -130,7 +141,8 @@ def cmd_train(args) -> int:
     if args.base_lr is not None:
         solver.base_lr = args.base_lr
     master = args.master or f"local-cluster[{args.workers},1,2048]"
-    spark = local_spark(master, app_name=f"sparknet train {args.model}")
+    spark = local_spark(master, app_name=f"sparknet train {args.model}",
+                        conf=_spark_conf(args.conf))
     try:
         train = _load_data(spark, args.data, "train", args)  # arrays go to fit as they are
         test_spec = args.test_data or (args.data if has_test_split(args.data) else None)
@@ -236,6 +248,9 @@ def main(argv=None) -> int:
     train.add_argument("--sync", choices=("socket", "spark"), default="socket",
                        help="weights over direct TCP to the driver, or Spark broadcast + "
                             "task results")
+    train.add_argument("--conf", action="append", metavar="KEY=VALUE",
+                       help="a Spark setting, as spark-submit takes it (repeatable), e.g. "
+                            "--conf spark.driver.host=driver")
     train.add_argument("--round-mode", choices=("segments", "jobs"),
                        help="segments: many rounds in one barrier stage (the default with "
                             "--sync socket); jobs: one Spark job a round (--sync spark's way)")

@@ -24,6 +24,20 @@ def records(images, labels):
     return list(zip(images, labels.tolist()))
 
 
+def solver_dropper(part: int):
+    """A partition function that frees this Python worker's solvers of `part` (made
+    here, not at module level, so that it is pickled by value for the executors)."""
+    def drop(records):
+        from pysparknet.spark import worker
+        for _ in records:  # read it all, or this Python worker exits with its solvers
+            pass
+        lost = [key for key in list(worker._SOLVERS) if key[1] == part]
+        for key in lost:
+            worker._SOLVERS.pop(key).net.close()
+        return [len(lost)]
+    return drop
+
+
 def on_executor(spark, fn):
     """Run fn on an executor: the reference Nets then use the executors' OpenBLAS
     thread count (1), whose rounding the trainer's workers share."""
@@ -137,20 +151,11 @@ def test_a_worker_that_lost_its_solver_gets_its_data_while_the_others_wait(
                               seed=5, rounds="jobs")
     dropped = []
 
-    def drop_solvers_of_partition_0(records):  # nested: pickled by value for executors
-        from pysparknet.spark import worker
-        for _ in records:  # read it all, or this Python worker exits with its solvers
-            pass
-        lost = [key for key in list(worker._SOLVERS) if key[1] == 0]
-        for key in lost:
-            worker._SOLVERS.pop(key).net.close()
-        return [len(lost)]
-
     def after_round(record):
         if record["round"] == 2:  # one task per executor, on its one Python worker
             executors = 3  # the module's local-cluster: all three run one of these at once
             dropped.append(sum(sc.parallelize(range(executors), executors)
-                               .mapPartitions(drop_solvers_of_partition_0).collect()))
+                               .mapPartitions(solver_dropper(0)).collect()))
         return False
 
     outcome = {}
@@ -187,19 +192,10 @@ def test_a_segment_whose_worker_lost_its_solver_reruns_with_the_data(
     assert trainer.round_mode == "segments"
     dropped = []
 
-    def drop_solvers_of_partition_0(records):  # nested: pickled by value for executors
-        from pysparknet.spark import worker
-        for _ in records:  # read it all, or this Python worker exits with its solvers
-            pass
-        lost = [key for key in list(worker._SOLVERS) if key[1] == 0]
-        for key in lost:
-            worker._SOLVERS.pop(key).net.close()
-        return [len(lost)]
-
     def after_round(record):
         if record["round"] == 2:  # the segment of rounds 1-2 has ended: slots are free
             dropped.append(sum(sc.parallelize(range(3), 3)
-                               .mapPartitions(drop_solvers_of_partition_0).collect()))
+                               .mapPartitions(solver_dropper(0)).collect()))
         return False
 
     result = trainer.fit(sc.parallelize(records(x, y), 2), rounds=4, progress=False,

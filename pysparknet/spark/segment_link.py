@@ -6,7 +6,7 @@ it as any other (TLS with the run's certificate, the run secret in the hello)
 and hands it to the stage's Links. Over it:
 
   worker -> driver  hello: segment magic, run secret, the segment's serial, partition
-  driver -> worker  one byte: the connection is the partition's link
+  driver -> worker  u64 1: the connection is the partition's link
   worker -> driver  READY (a solver in hand), NEEDS_DATA (none, and the task
                     carried no data), or ERROR
   then, per round:
@@ -29,17 +29,16 @@ import select
 import socket
 import ssl
 import struct
-import time
 from contextlib import contextmanager
 from typing import Callable, Optional
 
 from .. import errors
 from ..errors import RoundTimeoutError, TransportError
-from .transport import _HELLO, CONNECT_S, TRANSFER_S, Deadline, Ticket, _open, _recv_struct
 from .transport import _SEGMENT_MAGIC as SEGMENT_MAGIC
+from .transport import TRANSFER_S, Deadline, Ticket, _recv_struct
+from .transport import _reply as connect
 from .transport import recv_exactly
 
-_ACCEPTED = b"\x01"
 ROUND_HEADER = struct.Struct("!QIQ")  # round, tau, weight bytes (0: end of the segment)
 FRAME_HEADER = struct.Struct("!BIQ")  # kind, JSON bytes, weight bytes
 READY, NEEDS_DATA, RESULT, ERROR, DROPPED = 1, 2, 3, 4, 5
@@ -110,35 +109,6 @@ def _send_frame(conn, kind: int, meta: Optional[dict] = None, weights=None) -> N
 
 
 # --- the worker's end ---------------------------------------------------------
-def _connect(ticket: Ticket, part: int):
-    """The partition's link, accepted by the driver; retries while the driver is
-    unreachable or busy, up to CONNECT_S."""
-    deadline, pause, last = Deadline(CONNECT_S), 0.1, None
-    while not deadline.expired():
-        conn = None
-        try:
-            conn = _open(ticket, deadline)
-            conn.sendall(_HELLO.pack(SEGMENT_MAGIC, ticket.secret, ticket.round, part))
-            recv_exactly(conn, memoryview(bytearray(1)), Deadline(min(TRANSFER_S,
-                                                                         deadline.left())))
-            return conn
-        except TransportError as error:
-            if conn is None:  # the driver's identity: final
-                raise
-            conn.close()
-            last = str(error)
-        except OSError as error:
-            if conn is not None:
-                conn.close()
-            last = f"{type(error).__name__}: {error}"
-        time.sleep(min(pause, max(deadline.end - time.monotonic(), 0)))
-        pause = min(2 * pause, 2.0)
-    host, port = ticket.address
-    raise TransportError(f"this worker's segment link to the driver's weight exchange at "
-                         f"{host}:{port} was not accepted within {CONNECT_S:.0f} s ({last}); "
-                         "executors must reach the driver at spark.driver.host")
-
-
 def work_segment(ticket: Ticket, part: int, prepare: Callable, step: Callable,
                  buffer_for: Callable) -> dict:
     """The worker's end of a segment. prepare() -> the solver (None: none here,
@@ -151,7 +121,7 @@ def work_segment(ticket: Ticket, part: int, prepare: Callable, step: Callable,
         solver, error = prepare(), None
     except Exception as failure:  # noqa: BLE001 - reported to the driver
         solver, error = None, failure
-    conn = _connect(ticket, part)
+    conn, _ = connect(ticket, SEGMENT_MAGIC, part)  # the driver took it as the link
     with conn:
         try:
             if error is not None:

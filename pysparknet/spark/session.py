@@ -12,7 +12,7 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
     local-cluster[K,1,MB] starts K executor JVMs, each with one core: SparkNet's
     one solver per executor. RDD checkpoints (the trainer uses them to keep its
     cached training data out of every task) go to checkpoint_dir, by default a
-    fresh temporary folder. PySpark starts its JVM with the first session's
+    fresh temporary folder (or conf's spark.checkpoint.dir). PySpark starts its JVM with the first session's
     settings as defaults for every later session of the process: pass each
     setting a session relies on (e.g. spark.task.maxFailures) explicitly.
     """
@@ -38,5 +38,7 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    # On a cluster of hosts the folder must be one they all share (spark.checkpoint.dir).
+    checkpoint_dir = checkpoint_dir or (conf or {}).get("spark.checkpoint.dir")
     spark.sparkContext.setCheckpointDir(checkpoint_dir or tempfile.mkdtemp(prefix="sparknet-rdd-"))
     return spark

@@ -404,7 +404,7 @@ class WeightExchange:
         try:
             if attached:
                 conn.settimeout(TRANSFER_S)
-                conn.sendall(_ACK)
+                conn.sendall(_COUNT.pack(1))  # taken
                 return
         except OSError:
             pass  # the link is broken: the segment's reads find it so
