@@ -148,7 +148,8 @@ def cmd_train(args) -> int:
         test_spec = args.test_data or (args.data if has_test_split(args.data) else None)
         test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
-                                  seed=args.seed, sync=args.sync, rounds=args.round_mode)
+                                  seed=args.seed, sync=args.sync, rounds=args.round_mode,
+                                  device=args.device)
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
                              checkpoint_every=args.checkpoint_every,
@@ -248,6 +249,9 @@ def main(argv=None) -> int:
     train.add_argument("--sync", choices=("socket", "spark"), default="socket",
                        help="weights over direct TCP to the driver, or Spark broadcast + "
                             "task results")
+    train.add_argument("--device", default="cpu",
+                       help="cpu; gpu (the GPU Spark assigns each task: set "
+                            "spark.task.resource.gpu.amount); or gpu:N")
     train.add_argument("--conf", action="append", metavar="KEY=VALUE",
                        help="a Spark setting, as spark-submit takes it (repeatable), e.g. "
                             "--conf spark.driver.host=driver")
