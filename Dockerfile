@@ -24,20 +24,29 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends \
       libopenblas-dev liblmdb-dev libleveldb-dev libsnappy-dev libhdf5-dev \
       libopencv-dev \
     && rm -rf /var/lib/apt/lists/*
+# A proxy's CA, if the build needs one to reach PyPI (docker/ca-certificates/README.md).
+COPY docker/ca-certificates/ /usr/local/share/ca-certificates/extra/
+RUN update-ca-certificates >/dev/null
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 RUN python3 -m venv /opt/build && /opt/build/bin/pip install -q --upgrade pip
 WORKDIR /src
-COPY pyproject.toml README.md CMakeLists.txt ./
+COPY pyproject.toml ./
 COPY native native
+# Caffe first, in a layer of its own: changes to the Python code reuse it. A CUDA
+# build takes cuBLAS, cuRAND and cuDNN from PyPI's nvidia-* wheels (the [cuda] extra).
+RUN if [ "$PYSPARKNET_CUDA" = ON ]; then \
+      /opt/build/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['cuda']))" \
+        | xargs /opt/build/bin/pip install -q \
+      && /opt/build/bin/python native/caffe/build_caffe.py --cuda; \
+    else /opt/build/bin/python native/caffe/build_caffe.py; fi
+COPY README.md CMakeLists.txt ./
 COPY pysparknet pysparknet
 COPY docker/runtime-packages.sh /usr/local/bin/
-# The wheel (with its Caffe build inside) and every dependency's wheel: the
+# The wheel (with the Caffe build inside) and every dependency's wheel: the
 # runtime stage installs from these alone, and the distribution packages that
 # the wheel's native libraries load (docker/runtime-packages.sh).
 RUN extra=$( [ "$PYSPARKNET_CUDA" = ON ] && echo "[cuda]" || true ) \
-    && if [ -n "$extra" ]; then \
-      python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['cuda']))" \
-        | xargs /opt/build/bin/pip install -q; \
-    fi \
+    && export PYSPARKNET_CUDA_SITE=$(/opt/build/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
     && PYSPARKNET_CUDA=$PYSPARKNET_CUDA /opt/build/bin/pip wheel -q -w /wheels ".$extra" \
     && runtime-packages.sh /wheels/pysparknet-*.whl > /wheels/runtime-packages.txt \
     && cat /wheels/runtime-packages.txt

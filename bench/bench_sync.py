@@ -23,6 +23,7 @@ Effective bandwidth = 2 x K x bytes / time (to and from every worker).
 
     python bench/bench_sync.py [--workers 2] [--rounds 6] [--paths socket,socket-plain,spark]
                                [--modes segments,jobs] [--sizes LeNet,GoogLeNet,AlexNet]
+                               [--master spark://master:7077 --conf KEY=VALUE ...]
 """
 from __future__ import annotations
 
@@ -180,18 +181,24 @@ def main() -> None:
     parser.add_argument("--modes", default="segments,jobs",
                         help="round modes: segments (one barrier stage), jobs (one a round)")
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"of {list(SIZES)}")
+    parser.add_argument("--master", help="another cluster (e.g. the compose cluster's "
+                        "spark://master:7077; the raw baselines stay on this host's loopback)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting for the session (repeatable)")
     args = parser.parse_args()
     mb = args.executor_memory
-    spark = local_spark(f"local-cluster[{args.workers},1,{mb}]",
-                        conf={"spark.executor.memory": f"{mb}m", "spark.driver.memory": "4g",
-                              "spark.driver.maxResultSize": "4g"})
+    master = args.master or f"local-cluster[{args.workers},1,{mb}]"
+    spark = local_spark(master, conf={"spark.executor.memory": f"{mb}m",
+                                      "spark.driver.memory": "4g",
+                                      "spark.driver.maxResultSize": "4g",
+                                      **dict(pair.split("=", 1) for pair in args.conf)})
     sizes = {name: SIZES[name] for name in args.sizes.split(",") if name}
     pairs = variants(args.paths.split(","), args.modes.split(","))
     try:
         rows, empty, raw_empty = measure(args, spark, sizes, pairs)
     finally:
         spark.stop()
-    print(f"\nK={args.workers} workers, local-cluster[{args.workers},1,{mb}]\n")
+    print(f"\nK={args.workers} workers, {master}\n")
     print_tables(args.workers, rows, empty, raw_empty)
 
 

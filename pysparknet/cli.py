@@ -149,7 +149,7 @@ def cmd_train(args) -> int:
         test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
                                   seed=args.seed, sync=args.sync, rounds=args.round_mode,
-                                  device=args.device)
+                                  device=args.device, slots_timeout=args.slots_timeout)
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
                              checkpoint_every=args.checkpoint_every,
@@ -252,6 +252,9 @@ def main(argv=None) -> int:
     train.add_argument("--device", default="cpu",
                        help="cpu; gpu (the GPU Spark assigns each task: set "
                             "spark.task.resource.gpu.amount); or gpu:N")
+    train.add_argument("--slots-timeout", type=float, default=15.0,
+                       help="seconds to wait for K task slots (at the start, and when a "
+                            "lost worker is being replaced)")
     train.add_argument("--conf", action="append", metavar="KEY=VALUE",
                        help="a Spark setting, as spark-submit takes it (repeatable), e.g. "
                             "--conf spark.driver.host=driver")

@@ -182,6 +182,21 @@ def build_key(source: dict, options: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract a (checksummed) tarball, refusing paths that leave dest: the "data"
+    filter where Python has it (3.11.4+), the same check by hand before."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    for member in tar.getmembers():
+        target = (root / member.name).resolve()
+        if root not in (target, *target.parents) or member.issym() and \
+                Path(member.linkname).is_absolute() or member.isdev():
+            raise SystemExit(f"refusing {member.name!r} in {tar.name}: outside {dest}")
+    tar.extractall(dest)
+
+
 def fetch(entry: dict, source: dict, downloads: Path) -> Path:
     target = downloads / entry["name"]
     if target.exists() and sha256_of(target) == entry["sha256"]:
@@ -217,9 +232,9 @@ def prepare_source(source: dict, downloads: Path, src: Path) -> None:
         shutil.rmtree(src)
     src.mkdir(parents=True)
     with tarfile.open(orig) as tar:  # the orig tarball has no top-level folder
-        tar.extractall(src, filter="data")
+        extract(tar, src)
     with tarfile.open(debian) as tar:
-        tar.extractall(src, filter="data")
+        extract(tar, src)
     series = (src / "debian/patches/series").read_text().split()
     for name in series:
         apply_patch(src, src / "debian/patches" / name)

@@ -395,21 +395,20 @@ class WeightExchange:
 
     def _attach_link(self, conn: socket.socket, secret: bytes, serial: int, part: int) -> None:
         """A segment task's hello: its connection becomes the partition's link for the
-        segment whose serial it names (segment_link.py), or is closed."""
+        segment whose serial it names (segment_link.py), or is closed. The reply goes
+        out before the link is handed over: from then on only the round loop uses it."""
         with self._lock:
             links = self._links
-        attached = (secrets.compare_digest(secret, self.secret) and links is not None
-                    and serial == links.serial and 0 <= part < links.partitions
-                    and links.attach(part, conn))
+        valid = (secrets.compare_digest(secret, self.secret) and links is not None
+                 and serial == links.serial and 0 <= part < links.partitions)
         try:
-            if attached:
+            if valid:
                 conn.settimeout(TRANSFER_S)
                 conn.sendall(_COUNT.pack(1))  # taken
-                return
         except OSError:
-            pass  # the link is broken: the segment's reads find it so
-        if not attached:
-            conn.close()
+            valid = False
+        if not (valid and links.attach(part, conn)):
+            conn.close()  # a worker whose reply came but not its link finds it closed
 
     def open_segment(self, links) -> None:
         """Attach segment hellos naming links.serial to `links` (segment_link.Links)."""
