@@ -51,20 +51,29 @@ RUN extra=$( [ "$PYSPARKNET_CUDA" = ON ] && echo "[cuda]" || true ) \
     && runtime-packages.sh /wheels/pysparknet-*.whl > /wheels/runtime-packages.txt \
     && cat /wheels/runtime-packages.txt
 
-FROM ${RUNTIME_IMAGE} AS runtime
-ARG PYSPARKNET_CUDA=OFF
+# The runtime's system: Java, Python, and the packages the wheel's libraries load.
+FROM ${RUNTIME_IMAGE} AS runtime-base
 ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY --from=build /wheels /wheels
+COPY --from=build /wheels/runtime-packages.txt /tmp/
 RUN apt-get update -q && apt-get install -y -q --no-install-recommends \
       python3 python3-venv openjdk-17-jre-headless procps tini dataset-fashion-mnist \
-      $(cat /wheels/runtime-packages.txt) \
-    && rm -rf /var/lib/apt/lists/* \
-    && python3 -m venv /opt/pysparknet \
+      $(cat /tmp/runtime-packages.txt) \
+    && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt \
+    && useradd --create-home --uid 10001 sparknet && mkdir -p /out /rdd \
+    && chown sparknet /out /rdd
+
+# pysparknet and its dependencies from the wheels alone (no network), in a stage
+# of its own so that the wheels never become a layer of the final image.
+FROM runtime-base AS install
+ARG PYSPARKNET_CUDA=OFF
+COPY --from=build /wheels /wheels
+RUN python3 -m venv /opt/pysparknet \
     && /opt/pysparknet/bin/pip install -q --no-index --find-links /wheels \
-         "pysparknet$( [ "$PYSPARKNET_CUDA" = ON ] && echo '[cuda]' || true )" \
-    && rm -rf /wheels /root/.cache
+         "pysparknet$( [ "$PYSPARKNET_CUDA" = ON ] && echo '[cuda]' || true )"
+
+FROM runtime-base AS runtime
+COPY --from=install /opt/pysparknet /opt/pysparknet
 COPY docker/entrypoint.sh docker/gpu-discovery.sh /opt/pysparknet/docker/
-RUN useradd --create-home --uid 10001 sparknet && mkdir -p /out /rdd && chown sparknet /out /rdd
 ENV PATH=/opt/pysparknet/bin:$PATH PYSPARK_PYTHON=/opt/pysparknet/bin/python
 USER sparknet
 WORKDIR /home/sparknet
