@@ -193,29 +193,8 @@ def cmd_plot(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="sparknet", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    info = sub.add_parser("info", help="where Caffe and its tools are, and how it was built")
-    info.add_argument("--json", action="store_true", help="print JSON")
-    info.set_defaults(run=cmd_info)
-
-    models = sub.add_parser("models", help="list the Caffe model-zoo nets pysparknet loads")
-    models.set_defaults(run=cmd_models)
-
-    demo = sub.add_parser("demo", help="train LeNet on Fashion-MNIST through Net",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    demo.add_argument("--iterations", type=int, default=2000)
-    demo.add_argument("--batch-size", type=int, default=64)
-    demo.add_argument("--test-every", type=int, default=500, help="iterations between tests")
-    demo.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
-    demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--metrics", type=Path, help="write one JSON line per test here")
-    demo.add_argument("--save", type=Path, help="write the final .caffemodel here")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.set_defaults(run=cmd_demo)
-
+def _add_train(sub) -> None:
+    """The train command: its data options, then its run options."""
     train = sub.add_parser("train", help="SparkNet: train a net data-parallel on Spark",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--model", default="lenet",
@@ -238,6 +217,10 @@ def main(argv=None) -> int:
                             "the workers' memory; paths readable on every worker)")
     train.add_argument("--on-bad-record", choices=("error", "skip"), default="error",
                        help="a record that cannot be decoded or has no label")
+    _add_train_run_options(train)
+
+
+def _add_train_run_options(train) -> None:
     train.add_argument("--workers", type=int, default=2, help="K: workers (partitions)")
     train.add_argument("--tau", type=int, default=50, help="iterations per worker per round")
     train.add_argument("--rounds", type=int, default=60)
@@ -272,6 +255,32 @@ def main(argv=None) -> int:
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="sparknet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="where Caffe and its tools are, and how it was built")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(run=cmd_info)
+
+    models = sub.add_parser("models", help="list the Caffe model-zoo nets pysparknet loads")
+    models.set_defaults(run=cmd_models)
+
+    demo = sub.add_parser("demo", help="train LeNet on Fashion-MNIST through Net",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    demo.add_argument("--iterations", type=int, default=2000)
+    demo.add_argument("--batch-size", type=int, default=64)
+    demo.add_argument("--test-every", type=int, default=500, help="iterations between tests")
+    demo.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--metrics", type=Path, help="write one JSON line per test here")
+    demo.add_argument("--save", type=Path, help="write the final .caffemodel here")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.set_defaults(run=cmd_demo)
+
+    _add_train(sub)
 
     plot = sub.add_parser("plot", help="plot a metrics file (accuracy vs. time, iterations)")
     plot.add_argument("metrics", type=Path)

@@ -116,7 +116,17 @@ def _check_options(num_workers, sync: str, on_unassigned_gpu: str, solver_state:
 
 
 class SparkNetTrainer:
-    """Data-parallel training of a Caffe net on Spark, as SparkNet does it."""
+    """Data-parallel training of a Caffe net on Spark, as SparkNet does it.
+
+    rounds: 'segments' (the default with sync='socket': one barrier-mode Spark
+    stage runs the rounds up to the next checkpoint, the driver stepping the
+    workers through them over the exchange) or 'jobs' (one Spark job a round;
+    the only way with sync='spark'). Straggler-tolerant rounds (segments):
+    round_seconds - each worker trains tau iterations or this long, whichever
+    comes first, and the mean weighs each worker by the iterations it did;
+    min_workers=M - a round closes once M of the K workers have reported, the
+    others stop at their next iteration and their results are dropped.
+    """
 
     def __init__(self, spark, net_params: Source, solver_params: Optional[Source] = None,
                  num_workers: int = 2, tau: TauSpec = 50, device: str = "cpu",
@@ -141,14 +151,7 @@ class SparkNetTrainer:
         SparkNet does), 'reset' (zeroed each round) or 'average' (averaged like
         the weights, traveling with them: twice the bytes for SGD). The iteration
         counter, and so Caffe's learning-rate schedule, follows the rounds run.
-        rounds: 'segments' (the default with sync='socket': one barrier-mode Spark
-        stage runs the rounds up to the next checkpoint, the driver stepping the
-        workers through them over the exchange) or 'jobs' (one Spark job a round;
-        the only way with sync='spark'). Straggler-tolerant rounds (segments):
-        round_seconds - each worker trains tau iterations or this long, whichever
-        comes first, and the mean weighs each worker by the iterations it did;
-        min_workers=M - a round closes once M of the K workers have reported, the
-        others stop at their next iteration and their results are dropped."""
+        rounds, round_seconds, min_workers: how rounds run (the class docstring)."""
         _check_options(num_workers, sync, on_unassigned_gpu, solver_state)
         self.spark, self.sc = spark, spark.sparkContext
         self.round_mode = _round_mode(rounds, sync, self.sc.getConf())
