@@ -97,3 +97,9 @@ def test_a_client_without_the_secret_cannot_register(image):
         assert done.returncode != 0, output[-3000:]
         assert re.search(r"SaslMessage|authenticat|All masters are unresponsive|"
                          r"cluster runs 0 task", output, re.IGNORECASE), output[-3000:]
+        # The master never took it for an application (its own JSON view says so).
+        apps = run(["docker", "exec", cluster.container("master"), "python", "-c",
+                    "import json, urllib.request; s = json.load(urllib.request.urlopen("
+                    "'http://localhost:8080/json/', timeout=5)); "
+                    "print(len(s['activeapps']) + len(s['completedapps']))"], 60)
+        assert apps.stdout.strip() == "0"

@@ -51,13 +51,13 @@ def _fit(spark, data, trainer=None, **fit_options):
     return trainer.fit(rdd, rounds=ROUNDS, progress=False, **fit_options)
 
 
-def _fit_in_thread(spark, data, trainer, timeout_s):
+def _fit_in_thread(spark, data, trainer, timeout_s, **fit_options):
     """A fit that must end: a hang fails the test instead of the suite."""
     outcome = {}
 
     def fit():
         try:
-            outcome["result"] = _fit(spark, data, trainer)
+            outcome["result"] = _fit(spark, data, trainer, **fit_options)
         except Exception as error:  # noqa: BLE001 - re-raised below
             outcome["error"] = error
     thread = threading.Thread(target=fit)
@@ -210,14 +210,25 @@ def test_a_connection_flood_and_a_trickle_during_a_fit_under_1024_files(spark, d
             time.sleep(0.05)
     watcher = threading.Thread(target=flood_the_exchange, daemon=True)
     watcher.start()
+    first_wave = []
+
+    def after_round(record):
+        """Rounds 2-6 run under the flood: round 1 waits for its first wave (a fit of
+        a few seconds would otherwise be over before the flood is up)."""
+        if record["round"] == 1:
+            watcher.join(timeout=120)
+            if flooder is not None:
+                first_wave.append(flooder.stdout.readline())
+        return False
     try:
-        result = _fit_in_thread(spark, data, _trainer(spark), timeout_s=400)
+        result = _fit_in_thread(spark, data, _trainer(spark), timeout_s=400,
+                                until=after_round)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         watcher.join(timeout=5)
         if flooder is not None:
             flooder.kill()
-            waves = flooder.communicate()[0]
+            waves = "".join(first_wave) + flooder.communicate()[0]
     assert flooder is not None, "the exchange's port never showed up"
     assert "1100 connections" in waves, waves  # the flood really held 1,100 at once
     np.testing.assert_array_equal(result.weights.flat, undisturbed)
