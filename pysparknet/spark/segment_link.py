@@ -49,8 +49,8 @@ class LinkBroken(TransportError):
     """A worker's link broke off: its process, or the network between, was lost."""
 
     def __init__(self, part: int, message: str):
-        super().__init__(f"partition {part}: {message}")
-        self.part = part
+        super().__init__(f"partition {part}: {message}" if part >= 0 else message)
+        self.part = part  # -1: the segment as a whole (its job ended before every link)
 
 
 def worker_error(part: int, meta: dict) -> errors.SparkNetError:
@@ -80,7 +80,9 @@ def readable(conn, timeout: float) -> bool:
     within timeout seconds."""
     if isinstance(conn, ssl.SSLSocket) and conn.pending():
         return True
-    return bool(select.select([conn], [], [], timeout)[0])
+    poller = select.poll()  # not select(): a driver may hold descriptors past 1024
+    poller.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(timeout * 1000))
 
 
 def hang_up(conn) -> None:
