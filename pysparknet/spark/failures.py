@@ -2,17 +2,32 @@
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 from .. import errors
 
 _RAISED = re.compile(r"pysparknet\.errors\.(\w+): (.*)")
 
 
+def own_error(name: str, message: str) -> Optional[errors.SparkNetError]:
+    """pysparknet's error of that class name with that message (None: not one of ours)."""
+    kind = getattr(errors, name, None)
+    if isinstance(kind, type) and issubclass(kind, errors.SparkNetError):
+        return kind(message)
+    return None
+
+
+def own_error_name(error: BaseException) -> str:
+    """The nearest pysparknet error class an exception is (else its own class's name)."""
+    return next((cls.__name__ for cls in type(error).__mro__
+                 if cls.__module__ == errors.__name__), type(error).__name__)
+
+
 def worker_failure(error: Exception) -> Exception:
     """Spark wraps a worker's exception in Java's; surface pysparknet's own message
     (the last one named: Python prints an exception's causes before it)."""
     for name, message in reversed(_RAISED.findall(str(error))):
-        kind = getattr(errors, name, None)
-        if isinstance(kind, type) and issubclass(kind, errors.SparkNetError):
-            return kind(f"on a worker: {message}")
+        found = own_error(name, f"on a worker: {message}")
+        if found is not None:
+            return found
     return error

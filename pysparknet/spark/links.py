@@ -5,8 +5,7 @@ connect; the round loop then sends each round to every worker and takes the
 results back:
 
 - every result (the default): summed in partition order, so the mean is exact
-  and reproducible (partitions 0 and 1 read side by side, as
-  WeightExchange.gather does, then one receive buffer for the rest);
+  and reproducible (transport.add_in_partition_order, as WeightExchange.gather);
 - weighted by the iterations each worker did (round_seconds): each vector
   scaled by its count before it is added, the sum divided by their total;
 - the first M of K (min_workers): summed as they arrive; then the late workers
@@ -25,7 +24,8 @@ import numpy as np
 from ..errors import RoundTimeoutError
 from .segment_link import (DROPPED, ERROR, FRAME_HEADER, NEEDS_DATA, RESULT, ROUND_HEADER,
                            STOP, LinkBroken, hang_up, readable, reading, worker_error)
-from .transport import TRANSFER_S, Deadline, _recv_struct, recv_exactly
+from .transport import (TRANSFER_S, Deadline, _recv_struct, add_in_partition_order,
+                        recv_exactly)
 
 POLL_S = 0.01  # how often a late worker's reader looks whether the round has closed
 
@@ -167,23 +167,13 @@ class Links:
 
     def _in_order(self, sends: list, size: int, deadline: Deadline, weighted: bool):
         """Every result, added in partition order (scaled by its iterations, if weighted)."""
+        def read(part: int, into: np.ndarray) -> dict:
+            meta = self._result(part, sends[part], into, deadline)
+            _scale(into, meta, weighted)
+            return meta
         total = np.empty(size, np.float32)
-        stats = [None] * self.partitions
-        first = self._pool.submit(self._result, 0, sends[0], total, deadline)
-        try:
-            for part in range(1, self.partitions):
-                stats[part] = self._result(part, sends[part], self._receive, deadline)
-                if part == 1:
-                    stats[0] = first.result()
-                    _scale(total, stats[0], weighted)
-                total += _scale(self._receive, stats[part], weighted)
-        except BaseException:
-            self.abort("a worker's result failed")  # wakes partition 0's reader
-            first.exception()
-            raise
-        if self.partitions == 1:
-            stats[0] = first.result()
-            _scale(total, stats[0], weighted)
+        stats = add_in_partition_order(self.partitions, total, self._receive, read,
+                                       lambda: self.abort("a worker's result failed"))
         divisor = sum(s["iterations"] for s in stats) if weighted else self.partitions
         return total, divisor, stats
 

@@ -34,6 +34,7 @@ from typing import Callable, Optional
 
 from .. import errors
 from ..errors import RoundTimeoutError, TransportError
+from .failures import own_error, own_error_name
 from .transport import _SEGMENT_MAGIC as SEGMENT_MAGIC
 from .transport import TRANSFER_S, Deadline, Ticket, _recv_struct
 from .transport import _reply as connect
@@ -56,10 +57,9 @@ class LinkBroken(TransportError):
 def worker_error(part: int, meta: dict) -> errors.SparkNetError:
     """A worker's ERROR frame as the exception it reports (pysparknet's own kind)."""
     name, message = meta.get("type", "Exception"), meta.get("message", "")
-    kind = getattr(errors, name, None)
-    if isinstance(kind, type) and issubclass(kind, errors.SparkNetError):
-        return kind(f"on a worker (partition {part}): {message}")
-    return errors.WorkerError(f"on a worker (partition {part}): {name}: {message}")
+    where = f"on a worker (partition {part})"
+    return own_error(name, f"{where}: {message}") or \
+        errors.WorkerError(f"{where}: {name}: {message}")
 
 
 @contextmanager
@@ -97,9 +97,7 @@ def hang_up(conn) -> None:
 
 def _error_meta(error: BaseException) -> dict:
     """An exception as an ERROR frame says it: the nearest pysparknet error kind."""
-    named = next((cls.__name__ for cls in type(error).__mro__
-                  if cls.__module__ == errors.__name__), type(error).__name__)
-    return {"type": named, "message": str(error)}
+    return {"type": own_error_name(error), "message": str(error)}
 
 
 def _send_frame(conn, kind: int, meta: Optional[dict] = None, weights=None) -> None:

@@ -44,7 +44,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -115,6 +115,49 @@ def _no_delay(conn: socket.socket) -> None:
     """Small messages (hello, count, acknowledgement, TLS handshake records) go out at
     once: Nagle's algorithm would hold one back for the peer's delayed ACK (40 ms)."""
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def add_in_partition_order(partitions: int, total: np.ndarray, receive: np.ndarray,
+                           read: Callable, abort: Callable) -> list:
+    """Sum the partitions' vectors into `total` in partition order, each as
+    read(part, into) leaves it; read's results, in partition order.
+
+    Partition 0 is read straight into the sum on a thread of its own while
+    partition 1 comes into `receive` (no extra copy), so their streams - and,
+    over TLS, their decryption - run side by side; later ones are read in turn
+    and added. A failure calls abort() to wake the other reader, and is the one
+    raised: the first to happen, not the one it caused.
+    """
+    results: list = [None] * partitions
+    first_failed: list = []
+
+    def read_first():
+        try:
+            results[0] = read(0, total)
+        except BaseException as error:  # noqa: BLE001 - raised below
+            first_failed.append(error)
+            abort()
+    first = threading.Thread(target=read_first, name="sparknet-gather-0", daemon=True)
+    first.start()
+
+    def join_first():
+        first.join()
+        if first_failed:
+            raise first_failed[0]
+    try:
+        for part in range(1, partitions):
+            results[part] = read(part, receive)
+            if part == 1:
+                join_first()
+            total += receive
+    except BaseException:
+        if not first_failed:  # this failure came first: it is the cause
+            abort()
+            first.join()
+            raise
+        join_first()
+    join_first()
+    return results
 
 
 @dataclass(frozen=True)
@@ -195,48 +238,21 @@ class WeightExchange:
         return Ticket(self.address, self.secret, round_no, self.certificate, deadline_s)
 
     def gather(self, partitions: int, size: int, deadline_s: Optional[float] = None):
-        """Sum of the partitions' weight vectors, added in partition order; raises
-        RoundTimeoutError when they are not all in within deadline_s.
-
-        Partitions 0 and 1 are read at once (into the sum and the receive buffer:
-        no extra copy), so their streams - and, over TLS, their decryption - run
-        side by side; later ones are read in turn and added.
-        """
+        """Sum of the partitions' weight vectors, added in partition order
+        (add_in_partition_order); raises RoundTimeoutError when they are not all in
+        within deadline_s."""
         deadline = Deadline(deadline_s)
         total = np.empty(size, np.float32)
         if self._receive is None or self._receive.size != size:
             self._receive = np.empty(size, np.float32)
-        first_failed: list = []  # partition 0's reader's error, if it failed
-        first = threading.Thread(target=self._read_first, args=(total, deadline, first_failed),
-                                 name="sparknet-gather-0", daemon=True)
-        first.start()
-
-        def join_first():
-            first.join()
-            if first_failed:  # partition 0's failure is the cause of any later one
-                raise first_failed[0]
-        try:
-            for part in range(1, partitions):
-                self._read_into(part, self._receive, deadline)
-                if part == 1:
-                    join_first()
-                total += self._receive
-        except BaseException:
-            join_first()
-            raise
-        join_first()
+        add_in_partition_order(partitions, total, self._receive,
+                               lambda part, into: self._read_into(part, into, deadline),
+                               self.abort)
         return total
 
     def _read_into(self, part: int, target: np.ndarray, deadline: Deadline) -> None:
         while not self._read_result(part, target, deadline):
             pass  # that attempt broke off; its retry sends again
-
-    def _read_first(self, total: np.ndarray, deadline: Deadline, failed: list) -> None:
-        try:
-            self._read_into(0, total, deadline)
-        except BaseException as error:  # noqa: BLE001 - raised by gather()
-            failed.append(error)
-            self.abort()  # wake the other reader
 
     def abort(self) -> None:
         """The round failed: wake gather() and drop every pending connection."""
