@@ -134,3 +134,13 @@ def load(directory: Path, net: Net) -> Optional[Checkpoint]:
     net.restore_state(directory / state, directory / model)
     outer_state = np.load(directory / outer[0]) if outer else None
     return Checkpoint(round_done, net.get_weights(), meta.get("history", []), meta, outer_state)
+
+
+def read_manifest(directory: Optional[Path]) -> Optional[dict]:
+    """The checkpoint's JSON as written (None: no checkpoint there yet)."""
+    if directory is None or _is_fresh(directory):
+        return None
+    try:
+        return json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{directory / MANIFEST}: {e}") from None

@@ -292,6 +292,41 @@ class SparkNetTrainer:
         self.driver_net.set_weights(weights)
         return FitResult(weights, history)
 
+    def fit_stream(self, stream_df, validation_data=None,
+                   checkpoint_dir: Union[str, Path, None] = None, rounds_per_batch: int = 1,
+                   buffer_records: int = 4096, validate_every: int = 1,
+                   metrics_path: Union[str, Path, None] = None, progress: bool = True,
+                   on_bad_record: str = "error", image_col: Optional[str] = None,
+                   label_col: Optional[str] = None, shape=None, color=None,
+                   trigger: Optional[dict] = None, query_name: Optional[str] = None):
+        """Train on a streaming DataFrame as its micro-batches arrive; returns a
+        StreamTraining (spark/streaming.py: await_termination(), stop(), history).
+
+        Each micro-batch (columns as fit's DataFrames: image_col, label_col, shape,
+        color) is split among the K workers; each adds its share to its buffer of
+        the most recent `buffer_records` records, and `rounds_per_batch` rounds of
+        tau iterations train on the buffers, newest records first. Validation every
+        `validate_every` trained batches. checkpoint_dir holds the model's checkpoint
+        (model/, written after every batch) and the query's (stream/, its
+        checkpointLocation): started again on the same folder, the training resumes
+        both, and every micro-batch is trained on exactly once. Bad records: counted
+        and skipped ('skip'), or ('error') the query stops, raising DataError naming
+        the batch and record from await_termination(). trigger: the query's trigger
+        (e.g. {"availableNow": True}, {"processingTime": "10 seconds"}); backpressure
+        is the source's own (maxFilesPerTrigger, maxOffsetsPerTrigger).
+        """
+        from . import streaming
+
+        streaming._check_stream_options(stream_df, rounds_per_batch, buffer_records,
+                                        validate_every, on_bad_record)
+        options = {"rounds_per_batch": rounds_per_batch, "buffer_records": buffer_records,
+                   "image_col": image_col, "label_col": label_col, "shape": shape,
+                   "color": color, "on_bad_record": on_bad_record}
+        loop_options = {"validate_every": validate_every, "metrics_path": metrics_path,
+                        "progress": progress}
+        return streaming.start(self, stream_df, validation_data, checkpoint_dir, options,
+                               loop_options, {"trigger": trigger, "query_name": query_name})
+
     def _check_cluster(self, checkpoint_dir) -> None:
         """What the fit needs, checked before any work (not after round 1's training)."""
         if checkpoint_dir is not None:
@@ -335,12 +370,15 @@ class SparkNetTrainer:
                 return found.weights, found.history, found.round
         return self.driver_net.get_weights(), [], 0
 
-    def _open_run(self, train: TrainingSet) -> Run:
+    def _open_run(self, train: Optional[TrainingSet],
+                  buffer_records: Optional[int] = None) -> Run:
+        """The run's id, solver definition and exchange; buffer_records: a streamed
+        fit's (its training set comes with each micro-batch)."""
         run_id = uuid.uuid4().hex
         spec = self.sc.broadcast(NetSpec(run_id, self.net_param.SerializeToString(),
                                          self.solver_param.SerializeToString(), self.device,
                                          self.seed, self.on_unassigned_gpu, self.solver_state,
-                                         self.round_seconds))
+                                         self.round_seconds, buffer_records))
         exchange = None
         if self.sync == "socket":
             bind, advertise = self._exchange_addresses()
@@ -357,7 +395,8 @@ class SparkNetTrainer:
         if run.exchange is not None:
             run.exchange.close()
         run.spec.unpersist()
-        run.train.unpersist()
+        if run.train is not None:
+            run.train.unpersist()
 
     def _after_round(self, loop: FitLoop, r: int, weights, record: dict, until) -> bool:
         """Validate, record, checkpoint, report; False when `until` ends the fit."""
@@ -373,13 +412,14 @@ class SparkNetTrainer:
             self._checkpoint(loop.checkpoint_dir, done, weights, loop.history)
         return not stop
 
-    def _checkpoint(self, directory, round_done, weights, history):
+    def _checkpoint(self, directory, round_done, weights, history, extra=None):
         self.driver_net.set_weights(weights)
         if self.rounds.history is not None:  # saved in the driver's .solverstate
             self.driver_net.set_history(self.rounds.history)
         self.driver_net.iteration = self.tau.iterations_before(round_done)
         checkpoint.save(Path(directory), self.driver_net, round_done, history,
-                        self._settings(round_done), outer_state=self.outer.velocity)
+                        {**self._settings(round_done), **(extra or {})},
+                        outer_state=self.outer.velocity)
 
     def _settings(self, rounds_done: int) -> dict:
         """What a checkpoint records of this trainer, and a resumed one must match."""

@@ -25,6 +25,7 @@ from ..proto import caffe_pb2
 from ..weights import WeightCollection
 from .local_steps import slowdown, train_steps
 from .segment_link import work_segment
+from .stream_buffer import BatchShare, buffered, release_buffers
 from .transport import request_data, worker_exchange
 
 
@@ -51,6 +52,7 @@ class _Solver:
 
 
 _SOLVERS: dict[tuple[str, int], _Solver] = {}
+STREAMED = -1  # the key's index of a streamed fit's solver: one per worker process
 # Solvers of other runs idle this long are taken for abandoned (a driver that died
 # before releasing them); live concurrent fits on one SparkSession keep theirs.
 ABANDONED_S = 900.0
@@ -68,6 +70,7 @@ class NetSpec:
     on_unassigned_gpu: str = "warn"  # device 'gpu' and Spark assigned none: 'warn' | 'error'
     solver_state: str = "local"  # the history between rounds: 'local' | 'reset' | 'average'
     round_seconds: Optional[float] = None  # a worker's round ends at tau steps or this
+    buffer_records: Optional[int] = None  # a streamed fit: each worker's recent records
 
 
 def _device_for_task(device: str, on_unassigned_gpu: str = "warn") -> str:
@@ -167,17 +170,45 @@ def _drop_abandoned(run_id: str) -> None:
     for other in [k for k, s in _SOLVERS.items()
                   if k[0] != run_id and now - s.used > ABANDONED_S]:
         _SOLVERS.pop(other).net.close()
+        release_buffers(other[0])
 
 
 def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int):
     """The partition's solver, built from `data` when this worker has none (None, False
     when it has none and no data came with the task)."""
+    if spec.buffer_records is not None:
+        return _streamed_solver(spec, index, data, round_no, start_iter)
     key = (spec.run_id, index)
     solver = _kept_solver(key, round_no)
     if solver is not None:
         return solver, False
     if data is None:
         return None, False
+    return _new_solver(spec, key, index, data, round_no, start_iter, skip=True), True
+
+
+def _streamed_solver(spec: NetSpec, index: int, share: Optional[BatchShare], round_no: int,
+                     start_iter: int):
+    """A streamed fit's solver: one per worker process, whichever partition's share a
+    micro-batch brings it (each batch's shares are placed anew); the share goes into
+    the worker's buffer, and the solver reads the buffer afresh when it changed."""
+    key = (spec.run_id, STREAMED)
+    data, changed = buffered(key, share, spec.buffer_records)
+    solver = _kept_solver(key, round_no)
+    if solver is None:
+        if data is None:
+            return None, False
+        return _new_solver(spec, key, index, data, round_no, start_iter, skip=False), True
+    if changed:
+        solver.net.set_training_data(data)
+        solver.data = data
+    return solver, False
+
+
+def _new_solver(spec: NetSpec, key: tuple, index: int, data, round_no: int, start_iter: int,
+                skip: bool) -> _Solver:
+    """A solver for key, trained from start_iter (skip: reading on where the lost
+    solver was)."""
     _drop_abandoned(spec.run_id)
     net = Net(caffe_pb2.NetParameter.FromString(spec.net),
               caffe_pb2.SolverParameter.FromString(spec.solver),
@@ -185,9 +216,10 @@ def _solver_for(spec: NetSpec, index: int, data, round_no: int, start_iter: int)
               seed=None if spec.seed is None else spec.seed + index)
     net.set_training_data(data)
     net.iteration = start_iter  # the learning-rate schedule goes on
-    net.skip_training_batches(start_iter)  # and the data where the lost solver was
+    if skip:
+        net.skip_training_batches(start_iter)  # and the data where the lost solver was
     solver = _SOLVERS[key] = _Solver(net, data, round_no, used=time.monotonic())
-    return solver, True
+    return solver
 
 
 def _task_data(index: int, records: Iterable, stream_bc):
@@ -298,4 +330,5 @@ def release(run_id: str) -> int:
     keys = [k for k in _SOLVERS if k[0] == run_id]
     for key in keys:
         _SOLVERS.pop(key).net.close()
+    release_buffers(run_id)
     return len(keys)
