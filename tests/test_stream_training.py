@@ -211,3 +211,42 @@ def test_fit_stream_refuses_what_it_cannot_train_on(spark, fmnist_train):
         trainer.fit_stream(stream, rounds_per_batch=0)
     with pytest.raises(ValueError, match="on_bad_record must be one of"):
         trainer.fit_stream(stream, on_bad_record="ignore")
+
+
+def test_image_files_and_the_rate_source_stream_in(spark, tmp_path, fmnist_train):
+    """PNG files read by Spark's binaryFile source (labels from their folders); and the
+    rate source joined with a table of records (records arriving at a fixed rate)."""
+    from pyspark.sql import functions as F
+
+    from pysparknet.data import encode_image
+
+    images, labels = fmnist_train
+    for i in range(400):
+        folder = tmp_path / "png" / f"class-{labels[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.png").write_bytes(encode_image(images[i], "PNG"))
+    binary_file = "path STRING, modificationTime TIMESTAMP, length LONG, content BINARY"
+    files = (spark.readStream.format("binaryFile").schema(binary_file)
+             .option("pathGlobFilter", "*.png")
+             .option("recursiveFileLookup", "true").load(str(tmp_path / "png"))
+             .select(F.col("content").alias("image"),
+                     F.regexp_extract("path", r"/class-(\d+)/", 1).cast("int").alias("label")))
+    training = _trainer(spark, tau=4).fit_stream(files, color=False, progress=False,
+                                                 trigger={"availableNow": True})
+    assert training.await_termination(300)
+    assert training.records_seen == 400 and training.history[-1]["iterations"] == 4
+
+    table = spark.createDataFrame([(i, bytearray(images[i].tobytes()), int(labels[i]))
+                                   for i in range(1000)], "id LONG, image BINARY, label INT")
+    arriving = (spark.readStream.format("rate").option("rowsPerSecond", 500).load()
+                .select((F.col("value") % 1000).alias("id")).join(table, "id"))
+    training = _trainer(spark, tau=4).fit_stream(
+        arriving.select("image", "label"), shape=RECORD_SHAPE, progress=False,
+        trigger={"processingTime": "2 seconds"})
+    try:
+        _wait_for_records(training, 1500, 120)
+    finally:
+        training.stop()
+    assert not training.query.isActive
+    assert training.history and all(r["batch_records"] > 0 for r in training.history)
+    assert sum(n for _, n in training.batch_records) == training.records_seen >= 1500
