@@ -178,11 +178,11 @@ class SparkNetTrainer:
                                   timed=round_seconds is not None, min_workers=min_workers)
 
     # --- data ---------------------------------------------------------------
-    @staticmethod
-    def _as_records(data):
-        """A DataFrame's (image, label) columns as an RDD of records; RDDs as they are."""
+    def _as_records(self, data):
+        """A DataFrame's (image, label) columns as an RDD of records, in K even partitions
+        (a query's output may leave some empty); RDDs as they are."""
         is_dataframe = hasattr(data, "rdd") and hasattr(data, "columns")
-        return dataframe_records(data) if is_dataframe else data
+        return dataframe_records(data.repartition(self.num_workers)) if is_dataframe else data
 
     def _training_rdd(self, train_data, on_bad_record: str):
         """The cached training partitions: one (images, labels) pair each."""

@@ -100,7 +100,8 @@ def partition_arrays(index: int, records: Iterable,
         images.append(np.asarray(record[0]))
         labels.append(record[1])
     if not images:
-        raise DataError(f"partition {index} holds no records")
+        raise DataError(f"partition {index} holds no records (every worker needs some: "
+                        f"repartition the data, e.g. rdd.repartition(num_workers))")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         first = images[0].shape
