@@ -77,8 +77,8 @@ class BatchRounds:
     def __init__(self, trainer, run, loop, weights, options: dict, stream_state: dict):
         self.trainer, self.run, self.loop, self.weights = trainer, run, loop, weights
         self.placement = run.train  # K cached tasks, to free the solvers with at the end
-        self.options = options  # rounds_per_batch, validate_every, model_dir, records
-        self.state = stream_state  # last_batch, batches, records, skipped, buffered
+        self.options = options  # rounds_per_batch, buffer_records, columns, model_dir, ...
+        self.state = stream_state  # _STREAM_STATE, and each worker's buffered records
         self.error: Optional[BaseException] = None
         self.passed_over: list[int] = []  # batches Spark offered again, covered already
         self.closed = False
