@@ -20,6 +20,9 @@ from pysparknet import zoo
 from pysparknet.data import dataframe_records, fashion_mnist
 from pysparknet.spark import SparkNetTrainer, local_spark
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_training_flags  # noqa: E402  (examples/common.py)
+
 
 def image_table(spark, count: int, seeds: float, seed: int):
     """(id, image bytes, pixels vector, true label, seed label or null)."""
@@ -76,10 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=float, default=0.01, help="share labelled by hand")
     parser.add_argument("--neighbours", type=int, default=8)
     parser.add_argument("--propagation-rounds", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--tau", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=1)
+    add_training_flags(parser, tau=50, rounds=8)
     args = parser.parse_args(argv)
     spark = local_spark(f"local-cluster[{args.workers},1,1024]")
     try:

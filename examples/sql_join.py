@@ -20,6 +20,9 @@ from pysparknet import zoo
 from pysparknet.data import dataframe_records, fashion_mnist
 from pysparknet.spark import SparkNetTrainer, local_spark
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_training_flags  # noqa: E402  (examples/common.py)
+
 TRAIN_QUERY = """
     SELECT i.image, a.label
     FROM images i JOIN annotations a ON i.id = a.id
@@ -80,10 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=20000, help="training records")
     parser.add_argument("--noisy", type=float, default=0.3,
                         help="share of training labels that are wrong and unreviewed")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--tau", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=1)
+    add_training_flags(parser, tau=50, rounds=8)
     args = parser.parse_args(argv)
     spark = local_spark(f"local-cluster[{args.workers},1,1024]")
     try:
