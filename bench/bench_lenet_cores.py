@@ -2,8 +2,8 @@
 
 The throughput half of bench_sparknet_speedup.py's ratio. For each minibatch
 size, LeNet training steps on Fashion-MNIST (Net, fed from arrays) timed in
-fresh processes: one net with OPENBLAS_NUM_THREADS=1 alone (the baseline), one
-net with 2 threads alone (the single net of the speedup bench), and two
+fresh processes (pysparknet/repro/costs.py): one net with OPENBLAS_NUM_THREADS=1
+alone (the baseline), one net with 2 threads alone (the single net of the speedup bench), and two
 1-thread nets side by side (K=2 workers, one core each). The last column is
 the ceiling of K=2's speedup on images/s: 2 x (2-thread ms) / (side-by-side ms).
 
@@ -12,36 +12,13 @@ the ceiling of K=2's speedup on images/s: 2 x (2-thread ms) / (side-by-side ms).
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 
-STEP = """
-import time
-from pysparknet import Net, zoo
-from pysparknet.data import fashion_mnist
-net = Net(zoo.lenet(batch_size={batch}), zoo.lenet_solver(), seed=1)
-net.set_training_data(fashion_mnist("train"))
-net.train(50)  # warm-up
-tic = time.perf_counter()
-net.train({iterations})
-print(1e3 * (time.perf_counter() - tic) / {iterations})
-"""
+from pysparknet.repro.costs import compute_ms
 
 
 def ms_per_iteration(batch: int, iterations: int, threads: int, side_by_side: int) -> float:
     """Mean ms per training step of `side_by_side` processes started together."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
-    code = STEP.format(batch=batch, iterations=iterations)
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                              text=True) for _ in range(side_by_side)]
-    times = []
-    for proc in procs:
-        out, _ = proc.communicate()
-        if proc.returncode:
-            raise SystemExit(f"a timing process failed (exit {proc.returncode})")
-        times.append(float(out.strip().splitlines()[-1]))
-    return sum(times) / len(times)
+    return compute_ms(batch, iterations, threads, side_by_side)
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 learning rates and tau: which settings to time in bench_sparknet_speedup.py.
 
 No Spark and no clock: the K Nets run one after another in this process and are
-averaged every tau iterations exactly as SparkNet's rounds do (same partitions as
-sc.parallelize(records, K), same seeds: seed + k), so only the statistics of
-model averaging are measured. Tests on all 10,000 Fashion-MNIST test images
+averaged every tau iterations exactly as SparkNet's rounds do
+(pysparknet/repro/averaging.py: the trainer's slices and seeds), so only the
+statistics of model averaging are measured. Tests on all 10,000 Fashion-MNIST test images
 every --test-every iterations (per worker).
 
     python bench/sweep_lr_tau.py --lr 0.01 0.02 0.04 --tau 50 100 [--workers 2] [--batch 64]
@@ -18,13 +18,11 @@ the driver's step with the round's averaged update; the kind's defaults unless
 from __future__ import annotations
 
 import argparse
-import math
 
-import numpy as np
-
-from pysparknet import Net, WeightCollection, zoo
+from pysparknet import zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.outer import OuterOptimizer
+from pysparknet.repro.averaging import AveragedWorkers, DivergedError
 
 
 def solver(base_lr):
@@ -36,40 +34,19 @@ def solver(base_lr):
 def iterations_to(target, workers, base_lr, tau, test_every, iterations, train, test, batch,
                   outer=None, solver_state="local"):
     """The first tested iteration at or above target, with its accuracy (or None)."""
-    outer = outer or OuterOptimizer()
-    x, y = train
-    n = len(x) // workers
-    nets = []
-    for k in range(workers):
-        net = Net(zoo.lenet(batch_size=batch), solver(base_lr), seed=1 + k)
-        net.set_training_data((x[k * n:(k + 1) * n], y[k * n:(k + 1) * n]))
-        nets.append(net)
-    nets[0].set_validation_data(test)
-    weights, done = nets[0].get_weights(), 0
-    while done < iterations:
-        trained, histories = [], []
-        sent = WeightCollection(weights.layout, outer.to_workers(weights.flat))
-        for net in nets:
-            net.set_weights(sent)
-            if solver_state == "reset":
-                net.set_history(np.zeros(net.history_size(), np.float32))
-            net.train(tau)
-            trained.append(net.get_weights())
-            histories.append(net.get_history())
-        if solver_state == "average":  # as the trainer does: summed in order, divided
-            history = np.sum(histories, axis=0, dtype=np.float32) / np.float32(workers)
-            for net in nets:
-                net.set_history(history)
-        mean = WeightCollection.mean(trained)
-        weights = WeightCollection(weights.layout, outer.step(weights.flat, sent.flat, mean.flat))
-        done += tau
-        if done % test_every == 0:
-            nets[0].set_weights(weights)
-            scores = nets[0].test()
-            if not math.isfinite(scores["loss"]):  # NaN scores make Caffe's accuracy 1.0
-                return "diverged"
-            if scores["accuracy"] >= target:
-                return done, scores["accuracy"]
+    run = AveragedWorkers(zoo.lenet(batch_size=batch), solver(base_lr), train, workers,
+                          validation=test, seed=1, outer=outer, solver_state=solver_state)
+    try:
+        while run.iterations < iterations:
+            run.run_round(tau)
+            if run.iterations % test_every == 0:
+                accuracy = run.test()["accuracy"]
+                if accuracy >= target:
+                    return run.iterations, accuracy
+    except DivergedError:
+        return "diverged"
+    finally:
+        run.close()
     return None
 
 

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .repro.commands import add_repro
+
 
 def cmd_info(args) -> int:
     from .build_info import build_info
@@ -281,6 +283,7 @@ def main(argv=None) -> int:
     demo.set_defaults(run=cmd_demo)
 
     _add_train(sub)
+    add_repro(sub)
 
     plot = sub.add_parser("plot", help="plot a metrics file (accuracy vs. time, iterations)")
     plot.add_argument("metrics", type=Path)

@@ -40,6 +40,15 @@ class TrainingDivergedError(SparkNetError, FloatingPointError):
     """A round produced a non-finite loss; the last good weights were kept."""
 
 
+def _loss(outputs: dict) -> float:
+    """A worker's training loss: its output 'loss', or for nets with several (GoogLeNet's
+    loss1/loss1, loss2/loss2, loss3/loss3) their sum, unweighted."""
+    if "loss" in outputs:
+        return outputs["loss"]
+    losses = [value for name, value in outputs.items() if "loss" in name]
+    return float(sum(losses or outputs.values()))
+
+
 @dataclass
 class TrainingSet:
     """The training partitions as the rounds use them."""
@@ -101,8 +110,7 @@ class RoundRunner:
         else:
             total, results = self._sync_by_job(r, rounds, run, shipped, loop.history)
             divisor = self.num_workers
-        losses = [s.outputs.get("loss", float("nan")) for s in results
-                  if s.outputs is not None and not s.dropped]
+        losses = [_loss(s.outputs) for s in results if s.outputs is not None and not s.dropped]
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "
                                         f"weights of round {r} are kept")
