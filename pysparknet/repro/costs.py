@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 STEP = """
 import time
@@ -36,14 +37,18 @@ def compute_ms(batch: int, iterations: int, threads: int = 1, side_by_side: int 
     """Mean ms per LeNet training step of `side_by_side` processes started together."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
     code = STEP.format(batch=batch, iterations=iterations)
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                              text=True) for _ in range(side_by_side)]
+    # Run from a neutral folder: `python -c` puts its working folder first on sys.path,
+    # and from a source checkout that is the unbuilt package, not the installed one.
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tempfile.gettempdir(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(side_by_side)]
     times = []
     try:
         for proc in procs:
-            out, _ = proc.communicate(timeout=STEP_TIMEOUT_S)
+            out, err = proc.communicate(timeout=STEP_TIMEOUT_S)
             if proc.returncode:
-                raise RuntimeError(f"a timing process failed (exit {proc.returncode})")
+                raise RuntimeError(f"a timing process failed (exit {proc.returncode}): "
+                                   f"{err.strip()[-2000:]}")
             times.append(float(out.strip().splitlines()[-1]))
     finally:
         for proc in procs:
