@@ -125,13 +125,12 @@ def _load_data(spark, spec: str, split: str, args):
 
 def _spark_conf(pairs: list) -> dict:
     """--conf KEY=VALUE settings (spark-submit's convention) as a dict."""
-    conf = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"sparknet train: --conf takes KEY=VALUE, got {pair!r}")
-        conf[key.strip()] = value
-    return conf
+    from .spark.session import conf_pairs
+
+    try:
+        return conf_pairs(pairs)
+    except ValueError as error:
+        raise SystemExit(f"sparknet train: {error}") from None
 
 
 def cmd_train(args) -> int:

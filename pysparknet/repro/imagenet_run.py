@@ -16,6 +16,8 @@ EXECUTOR_MB = 6144
 
 def spark_conf(args) -> dict:
     """Spark settings: --conf pairs, and one GPU per executor and per task for gpu."""
+    from ..spark.session import conf_pairs
+
     conf = {"spark.executor.memory": f"{args.executor_mb}m",
             "spark.driver.maxResultSize": "4g"}
     if args.device == "gpu":
@@ -25,11 +27,10 @@ def spark_conf(args) -> dict:
             conf.update({"spark.worker.resource.gpu.amount": str(args.gpus_per_worker),
                          "spark.worker.resource.gpu.discoveryScript":
                              str(args.gpu_discovery_script)})
-    for pair in args.conf or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"--conf takes KEY=VALUE, got {pair!r}")
-        conf[key.strip()] = value
+    try:
+        conf.update(conf_pairs(args.conf))
+    except ValueError as error:
+        raise SystemExit(f"sparknet repro {args.net}: {error}") from None
     return conf
 
 

@@ -2,7 +2,16 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+
+
+def _executor_memory(master: str) -> dict:
+    """For local-cluster[K,C,MB]: executors of Spark's default 1 GB, capped at MB, said
+    explicitly (an earlier session's larger setting would outlive it in the JVM, and
+    a cluster whose workers hold less refuses to start)."""
+    found = re.fullmatch(r"local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*(\d+)\s*\]", master)
+    return {"spark.executor.memory": f"{min(1024, int(found.group(1)))}m"} if found else {}
 
 
 def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pysparknet",
@@ -34,7 +43,7 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
                .config("spark.python.worker.reuse", "true")
                # A solver's thread pool: one core per executor task.
                .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1"))
-    for key, value in (conf or {}).items():
+    for key, value in {**_executor_memory(master), **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
@@ -42,3 +51,14 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
     checkpoint_dir = checkpoint_dir or (conf or {}).get("spark.checkpoint.dir")
     spark.sparkContext.setCheckpointDir(checkpoint_dir or tempfile.mkdtemp(prefix="sparknet-rdd-"))
     return spark
+
+
+def conf_pairs(pairs) -> dict:
+    """spark-submit's --conf KEY=VALUE settings as a dict (ValueError naming a bad one)."""
+    conf = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--conf takes KEY=VALUE, got {pair!r}")
+        conf[key.strip()] = value
+    return conf
