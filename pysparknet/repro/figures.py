@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 
 def _pyplot():
@@ -9,6 +10,17 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def _save(fig, path: Path, title: Optional[str] = None) -> Path:
+    """Title the figure, write it as PNG (making its folder) and free it."""
+    if title is not None:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    _pyplot().close(fig)
+    return Path(path)
 
 
 def accuracy_curves(cells, spark_runs, x_of, xlabel: str, path: Path, title: str) -> Path:
@@ -33,11 +45,7 @@ def accuracy_curves(cells, spark_runs, x_of, xlabel: str, path: Path, title: str
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("test accuracy (%)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def heat_map(cells, path: Path, title: str) -> Path:
@@ -61,10 +69,7 @@ def heat_map(cells, path: Path, title: str) -> Path:
     ax.set_yticks(range(len(taus)), [str(t) for t in taus])
     ax.set(xlabel="K (workers)", ylabel="tau (steps per round)", title=title)
     fig.colorbar(image, label="test accuracy (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def speedup_curves(curves: dict, path: Path, title: str) -> Path:
@@ -82,11 +87,7 @@ def speedup_curves(curves: dict, path: Path, title: str) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("predicted speedup over one net")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def top_k_curves(history: list, scores, path: Path, name: str) -> Path:
@@ -103,9 +104,4 @@ def top_k_curves(history: list, scores, path: Path, name: str) -> Path:
     for ax in (by_time, by_iter):
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.suptitle(f"SparkNet {name}", fontsize=10)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, f"SparkNet {name}")
