@@ -166,9 +166,7 @@ class BatchRounds:
 
     def _validate(self, record: dict) -> None:
         if self.loop.validating and self.state["trained"] % self.loop.validate_every == 0:
-            net = self.trainer.driver_net
-            net.set_weights(self.weights)
-            record.update({f"val_{k}": v for k, v in net.test().items()})
+            self.trainer._validate(record, self.weights)
 
     def _checkpoint(self) -> None:
         stream = {k: self.state[k] for k in _STREAM_STATE}

@@ -402,8 +402,7 @@ class SparkNetTrainer:
         """Validate, record, checkpoint, report; False when `until` ends the fit."""
         done = r + 1
         if loop.validating and (done % loop.validate_every == 0 or done == loop.rounds):
-            self.driver_net.set_weights(weights)
-            record.update({f"val_{k}": v for k, v in self.driver_net.test().items()})
+            self._validate(record, weights)
         loop.history.append(record)
         loop.report(record)
         stop = until is not None and until(record)
@@ -411,6 +410,11 @@ class SparkNetTrainer:
         if loop.checkpoint_dir is not None and due:
             self._checkpoint(loop.checkpoint_dir, done, weights, loop.history)
         return not stop
+
+    def _validate(self, record: dict, weights) -> None:
+        """The weights tested on the driver's validation data, as the record's val_*."""
+        self.driver_net.set_weights(weights)
+        record.update({f"val_{k}": v for k, v in self.driver_net.test().items()})
 
     def _checkpoint(self, directory, round_done, weights, history, extra=None):
         self.driver_net.set_weights(weights)
