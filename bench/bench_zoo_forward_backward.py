@@ -12,12 +12,16 @@ Input blobs Caffe runs faster than on images.
     python bench/bench_zoo_forward_backward.py --device gpu:0 --nets lenet alexnet googlenet \\
         --iterations 50 --torch
 
-On a GPU, the table adds Net.train (with the solver's update) and PyTorch's
-training step on the same GPU (bench/torch_baselines.py) in fp32 and TF32.
+On a GPU, the table adds Net.train (with the solver's update), Net
+forward+backward with cuDNN's heuristic algorithm picks
+(SPARKNET_CUDNN_SEARCH=heuristic; the default measures them), and PyTorch's
+training step on the same GPU (bench/torch_baselines.py): fp32 with heuristic
+and with measured picks (cudnn.benchmark), and TF32.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import tempfile
 import time
@@ -68,7 +72,7 @@ def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: in
 def net_ms(model, data, device: str, iterations: int) -> tuple[float, float]:
     """Net.forward_backward (what `caffe time` measures) and Net.train (with the
     solver's update) in ms/iteration, each after a warm-up pass."""
-    net = Net(model.net, model.solver, seed=0, device=device)
+    net = Net(model.net, model.solver, seed=0, device=device)  # picks cuDNN algorithms
     net.set_training_data(data)
     net.forward_backward(1)  # warm-up: first touches of every buffer
     tic = time.perf_counter()
@@ -103,13 +107,30 @@ def main() -> None:
             tool_ms, model, data = caffe_time_ms(name, batch, Path(work), args.device,
                                                  args.iterations, args.keep_logs)
             ours_ms, train_ms = net_ms(model, data, args.device, args.iterations)
-            torch_ms = (torch_baselines.step_ms(name, batch, tf32=False),
-                        torch_baselines.step_ms(name, batch, tf32=True)) if args.torch else None
-            rows.append((name, batch, tool_ms, ours_ms, train_ms, torch_ms))
+            heuristic_ms = heuristic_net_ms(model, data, args) if args.device != "cpu" else None
+            torch_ms = torch_steps_ms(name, batch) if args.torch else None
+            rows.append((name, batch, tool_ms, ours_ms, train_ms, heuristic_ms, torch_ms))
             if args.torch and name == "alexnet":
                 print_same_graph_alexnet(batch)
             print(f"[bench] {rows[-1]}", flush=True)
     print_table(rows, args)
+
+
+def heuristic_net_ms(model, data, args) -> float:
+    """Net.forward_backward with cuDNN's heuristic algorithm picks (the
+    variable is read whenever a convolution's shape changes)."""
+    os.environ["SPARKNET_CUDNN_SEARCH"] = "heuristic"
+    try:
+        return net_ms(model, data, args.device, args.iterations)[0]
+    finally:
+        del os.environ["SPARKNET_CUDNN_SEARCH"]
+
+
+def torch_steps_ms(name: str, batch: int) -> tuple[float, float, float]:
+    """PyTorch's step: fp32 heuristic picks, fp32 measured picks, TF32."""
+    return (torch_baselines.step_ms(name, batch, tf32=False),
+            torch_baselines.step_ms(name, batch, tf32=False, benchmark=True),
+            torch_baselines.step_ms(name, batch, tf32=True))
 
 
 def print_same_graph_alexnet(batch: int) -> None:
@@ -123,14 +144,16 @@ def print_same_graph_alexnet(batch: int) -> None:
 def print_table(rows, args) -> None:
     print(f"\n{args.device}, {args.iterations} iterations\n")
     print("| net | batch | caffe time ms/iter | Net forward+backward ms/iter | speed ratio "
-          "(caffe / Net) | Net train ms/iter | PyTorch fp32 step ms | Net / PyTorch fp32 | "
-          "PyTorch TF32 step ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, batch, tool_ms, ours_ms, train_ms, torch_ms in rows:
-        fp32, tf32 = torch_ms or (float("nan"), float("nan"))
+          "(caffe / Net) | Net train ms/iter | Net fwd+bwd, heuristic cuDNN picks | "
+          "PyTorch fp32 step ms | Net / PyTorch fp32 | PyTorch fp32 step, cudnn.benchmark | "
+          "Net / that | PyTorch TF32 step ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    nan = float("nan")
+    for name, batch, tool_ms, ours_ms, train_ms, heuristic_ms, torch_ms in rows:
+        fp32, fp32_measured, tf32 = torch_ms or (nan, nan, nan)
         print(f"| {name} | {batch} | {tool_ms:.2f} | {ours_ms:.2f} | {tool_ms / ours_ms:.3f} | "
-              f"{train_ms:.2f} | {fp32:.2f} | {ours_ms / fp32:.2f} | {tf32:.2f} |")
-
+              f"{train_ms:.2f} | {heuristic_ms or nan:.2f} | {fp32:.2f} | {ours_ms / fp32:.2f} | "
+              f"{fp32_measured:.2f} | {ours_ms / fp32_measured:.2f} | {tf32:.2f} |")
 
 if __name__ == "__main__":
     main()

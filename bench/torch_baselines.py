@@ -51,12 +51,15 @@ def caffe_alexnet():
         nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, 1000))
 
 
-def step_ms(name: str, batch: int, tf32: bool, iterations: int = 20) -> float:
-    """Mean ms of one training step; tf32=False is true FP32 (convolutions too)."""
+def step_ms(name: str, batch: int, tf32: bool, iterations: int = 20,
+            benchmark: bool = False) -> float:
+    """Mean ms of one training step; tf32=False is true FP32 (convolutions too).
+    benchmark=False: cuDNN's heuristic picks; True: measured picks
+    (cudnn.benchmark), as Caffe's cuDNN layers make by default here."""
     import torch
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.benchmark = False  # cuDNN's heuristics, as Caffe uses
+    torch.backends.cudnn.benchmark = benchmark
     channels, size = CROP[name]
     model = build(name).cuda().train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -262,19 +262,26 @@ void FeedLayer::TransformItems(const T* in, int height, int width, const std::ve
 #ifndef CPU_ONLY
 FeedLayer::~FeedLayer() {
   if (staged_) cudaEventSynchronize(staged_);
+  if (upload_) cudaStreamSynchronize(upload_);
   if (staging_) cudaFreeHost(staging_);
-  if (staged_) cudaEventDestroy(staged_);
+  for (cudaEvent_t event : {staged_, uploaded_, consumed_}) {
+    if (event) cudaEventDestroy(event);
+  }
+  if (upload_) cudaStreamDestroy(upload_);
 }
 
 namespace {
 size_t Aligned(size_t bytes) { return (bytes + 15) / 16 * 16; }
 }  // namespace
 
-// Every top crosses in one asynchronous copy from pinned memory on the
-// default stream, where the transform kernel and the net's layers follow:
-// no synchronous copy (a labels' cudaMemcpy would wait for the GPU) per pass.
+// Every top crosses in an asynchronous copy from pinned memory: no
+// synchronous copy (a labels' cudaMemcpy would wait for the GPU) per pass.
 // The transformed top crosses raw (uint8 stays uint8: a quarter of the
-// floats' bytes) with its draws, and becomes floats on the device.
+// floats' bytes) with its draws, on a stream of its own, so that it overlaps
+// the previous pass's backward (Caffe's Forward waits for the loss, not for
+// Backward); the default stream waits for it, then makes it floats on the
+// device. The small tops (labels) go on the default stream: the previous
+// pass's loss layer may still be reading their blobs.
 void FeedLayer::Forward_gpu(const std::vector<Blob<float>*>& bottom,
                             const std::vector<Blob<float>*>& top) {
   const sn_batch batch = Fetch(static_cast<int>(top.size()));
@@ -295,14 +302,10 @@ void FeedLayer::Forward_gpu(const std::vector<Blob<float>*>& bottom,
   uint8_t* host = Stage(total);
   uint8_t* device = nullptr;  // the draws and the raw batch, for the transform kernel
   if (transform_) {
-    if (!raw_ || raw_->size() < draw_bytes + raw_bytes) {
-      raw_.reset(new caffe::SyncedMemory(draw_bytes + raw_bytes));
-    }
-    device = static_cast<uint8_t*>(raw_->mutable_gpu_data());
+    device = RawBuffer(draw_bytes + raw_bytes);
     std::memcpy(host, draws.data(), draws.size() * sizeof(int));
     std::memcpy(host + draw_bytes, batch.data[0], raw_bytes);
-    CUDA_CHECK(cudaMemcpyAsync(device, host, draw_bytes + raw_bytes, cudaMemcpyHostToDevice,
-                               cudaStreamLegacy));
+    Upload(device, host, draw_bytes + raw_bytes);
   }
   for (size_t i = transform_ ? 1 : 0; i < top.size(); ++i) {
     float* staged = reinterpret_cast<float*>(host + offsets[i]);
@@ -311,8 +314,36 @@ void FeedLayer::Forward_gpu(const std::vector<Blob<float>*>& bottom,
                                top[i]->count() * sizeof(float), cudaMemcpyHostToDevice,
                                cudaStreamLegacy));
   }
-  CUDA_CHECK(cudaEventRecord(staged_, cudaStreamLegacy));
-  if (transform_) TransformOnDevice(batch, device, draw_bytes, top[0]);
+  CUDA_CHECK(cudaEventRecord(staged_, cudaStreamLegacy));  // after the upload too
+  if (transform_) {
+    TransformOnDevice(batch, device, draw_bytes, top[0]);
+    CUDA_CHECK(cudaEventRecord(consumed_, cudaStreamLegacy));
+  }
+}
+
+// The device buffer of the raw batch and its draws, of at least `bytes`.
+uint8_t* FeedLayer::RawBuffer(size_t bytes) {
+  if (!upload_) {
+    CUDA_CHECK(cudaStreamCreateWithFlags(&upload_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&consumed_, cudaEventDisableTiming));
+  }
+  if (!raw_ || raw_->size() < bytes) {
+    raw_.reset(new caffe::SyncedMemory(bytes));
+    raw_->mutable_gpu_data();
+    // its first touch clears it on the default stream: the upload waits
+    CUDA_CHECK(cudaEventRecord(consumed_, cudaStreamLegacy));
+  }
+  return static_cast<uint8_t*>(raw_->mutable_gpu_data());
+}
+
+// The raw batch to the device on the upload stream, once the last transform
+// has read the buffer; the default stream's next work waits for it.
+void FeedLayer::Upload(uint8_t* device, const uint8_t* host, size_t bytes) {
+  CUDA_CHECK(cudaStreamWaitEvent(upload_, consumed_, 0));
+  CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, upload_));
+  CUDA_CHECK(cudaEventRecord(uploaded_, upload_));
+  CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, uploaded_, 0));
 }
 
 // Pinned host memory for the next upload, once the previous one has left it.

@@ -74,6 +74,8 @@ class FeedLayer : public caffe::Layer<float> {
   void TransformOnDevice(const sn_batch& batch, const uint8_t* device, size_t draw_bytes,
                          caffe::Blob<float>* top);
   uint8_t* Stage(size_t bytes);
+  uint8_t* RawBuffer(size_t bytes);
+  void Upload(uint8_t* device, const uint8_t* host, size_t bytes);
 #endif
 
   sn_feed_fn fn_;
@@ -87,7 +89,10 @@ class FeedLayer : public caffe::Layer<float> {
   // The batch: pinned on the host; its raw top 0 and draws, on the device.
   uint8_t* staging_ = nullptr;
   size_t staging_bytes_ = 0;
-  cudaEvent_t staged_ = nullptr;  // the copy out of staging_ has finished
+  cudaEvent_t staged_ = nullptr;  // the copies out of staging_ have finished
+  cudaStream_t upload_ = nullptr;  // the raw batch's copy (non-blocking)
+  cudaEvent_t uploaded_ = nullptr;  // that copy has finished
+  cudaEvent_t consumed_ = nullptr;  // the transform has read raw_
   boost::shared_ptr<caffe::SyncedMemory> raw_;
 
  public:

@@ -3,7 +3,7 @@
 # (a GPU host has a driver and Python, not glog, protobuf, boost, HDF5, LMDB,
 # LevelDB, OpenCV or OpenBLAS).
 #
-#   bash scripts/build_wheel.sh [--cuda] [OUTDIR]      (OUTDIR default: dist/)
+#   bash scripts/build_wheel.sh [--cuda] [--caffe-tests] [OUTDIR]   (OUTDIR default: dist/)
 #
 # 1. a minimal OpenCV (core, imgproc, imgcodecs, highgui without GUI) from Debian's
 #    own source (native/opencv/build_opencv.py): Debian's imgcodecs pulls GDAL,
@@ -15,14 +15,20 @@
 #    the manylinux set is copied into pysparknet.libs/ and the RPATHs point there;
 #    with --cuda, the CUDA libraries stay out (the driver's libcuda, and what
 #    the nvidia-* wheels of the [cuda] extra provide; pysparknet loads those).
+# 4. with --caffe-tests, also Caffe's test binary of that same Caffe build, relinked
+#    to the wheel's vendored libraries, with its test data:
+#    OUTDIR/caffe-tests-{cpu,cuda}.tar.xz, for scripts/gpu_check.sh on a host
+#    that has only the wheel (native/caffe/bundle_tests.py says how it is run).
 # Prints the wheel's path, size and vendored libraries; the last line is the path.
 set -euo pipefail
 
 cuda=OFF
+caffe_tests=OFF
 out=$(dirname "$0")/../dist
 for arg in "$@"; do
   case "$arg" in
     --cuda) cuda=ON ;;
+    --caffe-tests) caffe_tests=ON ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     -*) echo "build_wheel.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
     *) out=$arg ;;
@@ -96,4 +102,14 @@ print(f"[build_wheel] {os.path.basename(path)}: {os.path.getsize(path) / 1e6:.1f
 for info in libs:
     print(f"  {info.file_size / 1e6:7.2f} MB  {os.path.basename(info.filename)}", file=sys.stderr)
 EOF
+if [ "$caffe_tests" = ON ]; then
+  # the same Caffe build (the environment above gives the same cache key)
+  caffe_prefix=$(python3 native/caffe/build_caffe.py $([ "$cuda" = ON ] && echo --cuda))
+  tests_log=$work/caffe-tests-$flavour.log
+  echo "[build_wheel] building Caffe's test.testbin (log: $tests_log)" >&2
+  cmake --build "$caffe_prefix/../build" --target test.testbin --parallel "$(nproc)" \
+    >"$tests_log" 2>&1 || { tail -30 "$tests_log" >&2; exit 1; }
+  python3 native/caffe/bundle_tests.py "$caffe_prefix/../build" "$final" \
+    "$out/caffe-tests-$flavour.tar.xz"
+fi
 echo "$final"

@@ -13,8 +13,15 @@
 # Environment:
 #   GPU_CHECK_SITE       use this already-installed site folder instead of WHEEL
 #   GPU_CHECK_LIBS       a folder of shared libraries the wheel does not vendor
-#   GPU_CHECK_TESTBIN    Caffe's test.testbin of the same build (GPU tests)
-#   GPU_CHECK_CAFFE_SRC  Caffe's source tree of that build (its tests read test_data)
+#   GPU_CHECK_CAFFE_TESTS  caffe-tests-cuda.tar.xz from `build_wheel.sh --cuda
+#                        --caffe-tests`: Caffe's GPU tests of the wheel's own build,
+#                        on the wheel's libraries (unpacked at /: the tests read
+#                        their data from the build's absolute paths)
+#   GPU_CHECK_TESTBIN    or: Caffe's test.testbin of the same build (GPU tests)
+#   GPU_CHECK_CAFFE_SRC  and that build's source tree (its tests read test_data)
+#   GPU_CHECK_STEPS      which steps run (default: "checks speed tests")
+#   GPU_CHECK_TEST_FILTERS  Caffe's test filters, run one after another (default:
+#                        cuDNN's layers, then every other GPU test)
 #   PYSPARKNET_FASHION_MNIST  Fashion-MNIST's idx folder (the accuracy check)
 #   PYTHON               the interpreter (default python3; torch there adds the
 #                        PyTorch baselines)
@@ -41,14 +48,26 @@ export PYTHONUNBUFFERED=1
   (cd /tmp && "$python" -c "import json, pysparknet; info = pysparknet.build_info(); print(json.dumps({k: info[k] for k in ('caffe', 'cuda', 'library')}))")
 } 2>&1 | tee "$out/machine.txt"
 
-log "checks: agreement, feed, out-of-memory recovery, accuracy, sticky fault"
-timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/gpu_checks.py --out "$out/gpu_checks.json" 2>&1 | tee "$out/gpu_checks.log"
+steps=" ${GPU_CHECK_STEPS:-checks speed tests} "
+if [[ $steps == *" checks "* ]]; then
+  log "checks: agreement, feed, out-of-memory recovery, accuracy, sticky fault"
+  timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/gpu_checks.py --out "$out/gpu_checks.json" 2>&1 | tee "$out/gpu_checks.log"
+fi
 
-log "speed: Net vs caffe time vs PyTorch"
-torch_flag=$("$python" -c "import torch; print('--torch' if torch.cuda.is_available() else '')" 2>/dev/null)
-timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/bench_zoo_forward_backward.py --device gpu:0 --nets lenet alexnet googlenet \
-  --iterations "${GPU_CHECK_ITERATIONS:-30}" $torch_flag 2>&1 | tee "$out/speed.log"
+if [[ $steps == *" speed "* ]]; then
+  log "speed: Net vs caffe time vs PyTorch"
+  torch_flag=$("$python" -c "import torch; print('--torch' if torch.cuda.is_available() else '')" 2>/dev/null)
+  timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/bench_zoo_forward_backward.py --device gpu:0 --nets lenet alexnet googlenet \
+    --iterations "${GPU_CHECK_ITERATIONS:-30}" $torch_flag 2>&1 | tee "$out/speed.log"
+fi
 
+[[ $steps == *" tests "* ]] || unset GPU_CHECK_CAFFE_TESTS GPU_CHECK_TESTBIN
+if [ -n "${GPU_CHECK_CAFFE_TESTS:-}" ]; then
+  tar -xJf "$GPU_CHECK_CAFFE_TESTS" -C / || exit 1
+  GPU_CHECK_TESTBIN=/$(tar -tJf "$GPU_CHECK_CAFFE_TESTS" | grep 'test\.testbin$')
+  GPU_CHECK_CAFFE_SRC=$(dirname "$GPU_CHECK_TESTBIN")/../../src
+  export LD_LIBRARY_PATH="$site/pysparknet.libs:$site/pysparknet/_caffe/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 if [ -n "${GPU_CHECK_TESTBIN:-}" ]; then
   # cuDNN's layers first (the ported code), then the rest of the GPU tests;
   # single and double precision alike. The binary finds the CUDA wheels where
@@ -56,7 +75,8 @@ if [ -n "${GPU_CHECK_TESTBIN:-}" ]; then
   cuda_libs=$(cd /tmp && "$python" -c "from pysparknet import _cuda_libs; print(':'.join(_cuda_libs.library_folders()))")
   # Typed tests run on the GPU as /2 (float) and /3 (double); GPU-only test
   # cases carry GPU (or Im2colKernel) in their names.
-  for filter in '*CuDNN*' '*/2.*:*/3.*:*GPU*:*Im2colKernel*:-*CuDNN*'; do
+  read -r -a filters <<<"${GPU_CHECK_TEST_FILTERS:-*CuDNN* */2.*:*/3.*:*GPU*:*Im2colKernel*:-*CuDNN*}"
+  for filter in "${filters[@]}"; do
     name=$(echo "$filter" | tr -dc 'A-Za-z')
     log "Caffe's GPU tests: $filter"
     (cd "${GPU_CHECK_CAFFE_SRC:-.}" && LD_LIBRARY_PATH="$cuda_libs:${LD_LIBRARY_PATH:-}" \
@@ -72,5 +92,5 @@ fi
 grep -h '"pass"' "$out/gpu_checks.json" >/dev/null 2>&1 && \
   "$python" -c "import json,sys; s=json.load(open(sys.argv[1])); print({k: v.get('pass') for k, v in s.items()})" \
   "$out/gpu_checks.json" | tee -a "$out/summary.txt"
-grep -A8 "^| net" "$out/speed.log" >> "$out/summary.txt"
+grep -A8 "^| net" "$out/speed.log" >> "$out/summary.txt" 2>/dev/null
 log "done: $out"
