@@ -50,7 +50,7 @@ def cmd_speedup_model(args) -> int:
     print(f"inputs: rounds to {args.target:.1%} from {path} (LeNet, Fashion-MNIST, batch "
           f"{results['settings']['batch']} per worker; iterations per worker to the target "
           f"by (K, tau): {dict(sorted(table.items()))}); C and S: "
-          + ("the H100's LeNet Net.train, 1.21 ms at batch 64, recorded in BENCHMARKS.md; "
+          + ("the H100's LeNet Net.train, 0.65 ms at batch 64, recorded in BENCHMARKS.md; "
              if args.gpu_recorded else "")
           + f"measured: C_K ms {_rounded(measured.compute_ms, 1)}, S_K ms "
           f"{_rounded(measured.sync_s, 1e3)} ({results['machine']})\n")
@@ -105,7 +105,7 @@ def _add_speedup_model(sub) -> None:
                         help="C, ms per step for every K (one device per worker; default: "
                              "C_K measured here)")
     device.add_argument("--gpu-recorded", action="store_true",
-                        help="C = the H100 LeNet step recorded in BENCHMARKS.md (1.21 ms)")
+                        help="C = the H100 LeNet step recorded in BENCHMARKS.md (0.65 ms)")
     p.add_argument("-o", "--output", type=Path, default=Path("speedup_model.png"))
     p.set_defaults(run=cmd_speedup_model)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 # Net.train, LeNet at batch 64, one NVIDIA H100 (BENCHMARKS.md "On one GPU",
-# bench/bench_zoo_forward_backward.py, 2026-11-26): a recorded figure, not measured here.
-RECORDED_GPU_LENET_MS = 1.21
+# bench/bench_zoo_forward_backward.py, 2026-11-27): a recorded figure, not measured here.
+RECORDED_GPU_LENET_MS = 0.65
 
 
 class NoRoundsError(ValueError):
