@@ -5,7 +5,8 @@
 # pip install "WHEEL[cuda]" where they are missing). Then runs
 # bench/gpu_checks.py (CPU/GPU agreement, the GPU
 # feed, out-of-memory recovery, LeNet accuracy, a sticky kernel fault) and
-# bench/bench_zoo_forward_backward.py (Net vs `caffe time` vs PyTorch) and,
+# bench/bench_zoo_forward_backward.py (Net vs `caffe time` vs PyTorch),
+# bench/bench_gpu_conv_batch.py (Caffe's own convolution, batched) and,
 # given Caffe's test binary, Caffe's own GPU tests. Writes everything to OUT.
 #
 #   bash scripts/gpu_check.sh WHEEL [OUT]      (default OUT: gpu-check-<date>)
@@ -59,6 +60,9 @@ if [[ $steps == *" speed "* ]]; then
   torch_flag=$("$python" -c "import torch; print('--torch' if torch.cuda.is_available() else '')" 2>/dev/null)
   timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/bench_zoo_forward_backward.py --device gpu:0 --nets lenet alexnet googlenet \
     --iterations "${GPU_CHECK_ITERATIONS:-30}" $torch_flag 2>&1 | tee "$out/speed.log"
+  log "speed: Caffe's own GPU convolution, per image vs batched"
+  timeout "${GPU_CHECK_STEP_TIMEOUT:-1800}" "$python" bench/bench_gpu_conv_batch.py \
+    --iterations "${GPU_CHECK_ITERATIONS:-30}" 2>&1 | tee "$out/conv_batch.log"
 fi
 
 [[ $steps == *" tests "* ]] || unset GPU_CHECK_CAFFE_TESTS GPU_CHECK_TESTBIN
