@@ -4,7 +4,7 @@
 # folder; the nvidia-* CUDA wheels are the interpreter's own (install them with
 # pip install "WHEEL[cuda]" where they are missing). Then runs
 # bench/gpu_checks.py (CPU/GPU agreement, the GPU
-# feed, out-of-memory recovery, LeNet accuracy, a sticky kernel fault) and
+# feed, out-of-memory recovery, LeNet accuracy, a sticky kernel fault),
 # bench/bench_zoo_forward_backward.py (Net vs `caffe time` vs PyTorch),
 # bench/bench_gpu_conv_batch.py (Caffe's own convolution, batched) and,
 # given Caffe's test binary, Caffe's own GPU tests. Writes everything to OUT.
