@@ -50,8 +50,8 @@ def cmd_speedup_model(args) -> int:
     print(f"inputs: rounds to {args.target:.1%} from {path} (LeNet, Fashion-MNIST, batch "
           f"{results['settings']['batch']} per worker; iterations per worker to the target "
           f"by (K, tau): {dict(sorted(table.items()))}); C and S: "
-          + ("the H100's LeNet Net.train, 0.65 ms at batch 64, recorded in BENCHMARKS.md; "
-             if args.gpu_recorded else "")
+          + (f"the H100's LeNet Net.train, {RECORDED_GPU_LENET_MS} ms at batch 64, recorded "
+             "in BENCHMARKS.md; " if args.gpu_recorded else "")
           + f"measured: C_K ms {_rounded(measured.compute_ms, 1)}, S_K ms "
           f"{_rounded(measured.sync_s, 1e3)} ({results['machine']})\n")
     costs_list = given_costs(workers, compute, sync, measured)
@@ -89,6 +89,8 @@ def _add_tau_k(sub) -> None:
 
 
 def _add_speedup_model(sub) -> None:
+    from .speedup_model import RECORDED_GPU_LENET_MS  # small: math and dataclasses
+
     p = sub.add_parser("speedup-model", help="SparkNet's speedup model fitted from the tau/K "
                                              "study: predicted table and curves, and its check",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -105,7 +107,8 @@ def _add_speedup_model(sub) -> None:
                         help="C, ms per step for every K (one device per worker; default: "
                              "C_K measured here)")
     device.add_argument("--gpu-recorded", action="store_true",
-                        help="C = the H100 LeNet step recorded in BENCHMARKS.md (0.65 ms)")
+                        help=f"C = the H100 LeNet step recorded in BENCHMARKS.md "
+                             f"({RECORDED_GPU_LENET_MS} ms)")
     p.add_argument("-o", "--output", type=Path, default=Path("speedup_model.png"))
     p.set_defaults(run=cmd_speedup_model)
 
