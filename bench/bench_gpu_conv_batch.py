@@ -10,7 +10,6 @@ layer trains as the CPU does: same weights and batches, 5 steps of LeNet.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 
@@ -18,6 +17,8 @@ import numpy as np
 
 from pysparknet import Net, zoo
 from pysparknet.proto import caffe_pb2
+
+from gpu_checks import environment, weights_gap  # bench/, beside this script
 
 BATCH = {"lenet": 64, "alexnet": 256}
 SHAPE = {"lenet": (1, 28, 28), "alexnet": (3, 256, 256)}
@@ -35,42 +36,29 @@ def model(name: str, engine: int):
 
 def step_ms(name: str, engine: int, batch_mb: str | None, device: str, iterations: int):
     """Net.forward_backward ms per iteration, with SPARKNET_CONV_BATCH_MB set."""
-    if batch_mb is None:
-        os.environ.pop("SPARKNET_CONV_BATCH_MB", None)
-    else:
-        os.environ["SPARKNET_CONV_BATCH_MB"] = batch_mb
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2 * BATCH[name], *SHAPE[name]), np.uint8)
     labels = rng.integers(0, 10 if name == "lenet" else 1000, 2 * BATCH[name])
     loaded = model(name, engine)
-    net = Net(loaded.net, loaded.solver, seed=0, device=device)
-    net.set_training_data((images, labels))
-    net.forward_backward(1)
-    tic = time.perf_counter()
-    net.forward_backward(iterations)
-    elapsed = (time.perf_counter() - tic) * 1e3 / iterations
-    net.close()
+    with environment("SPARKNET_CONV_BATCH_MB", batch_mb):
+        net = Net(loaded.net, loaded.solver, seed=0, device=device)
+        net.set_training_data((images, labels))
+        net.forward_backward(1)
+        tic = time.perf_counter()
+        net.forward_backward(iterations)
+        elapsed = (time.perf_counter() - tic) * 1e3 / iterations
+        net.close()
     return elapsed
 
 
 def agreement(device: str) -> float:
-    """Max over blobs of max|cpu - gpu| / max|cpu| after 5 steps, engine CAFFE."""
+    """gpu_checks' CPU vs GPU gap, for LeNet with engine CAFFE."""
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (320, 1, 28, 28), np.uint8)
     labels = rng.integers(0, 10, 320)
     loaded = model("lenet", caffe_pb2.ConvolutionParameter.CAFFE)
-    nets = {d: Net(loaded.net, loaded.solver, seed=1, device=d) for d in ("cpu", device)}
-    start = nets["cpu"].get_weights()
-    for net in nets.values():
-        net.set_weights(start)
-        net.set_training_data((images, labels))
-        net.train(5)
-    cpu, gpu = nets["cpu"].get_weights(), nets[device].get_weights()
-    worst = max(float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
-                for layer in cpu for a, b in zip(cpu[layer], gpu[layer]))
-    for net in nets.values():
-        net.close()
-    return worst
+    return weights_gap(images, labels, device=device,
+                       make_net=lambda d: Net(loaded.net, loaded.solver, seed=1, device=d))[0]
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ and with measured picks (cudnn.benchmark), and TF32.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pysparknet.proto import caffe_pb2
 from pysparknet.prototxt import to_text
 
 import torch_baselines  # bench/, beside this script
+from gpu_checks import environment  # bench/, beside this script
 
 
 RECORD_SHAPE = {"lenet": (1, 28, 28)}  # the others: (3, 256, 256) images
@@ -119,11 +119,8 @@ def main() -> None:
 def heuristic_net_ms(model, data, args) -> float:
     """Net.forward_backward with cuDNN's heuristic algorithm picks (the
     variable is read whenever a convolution's shape changes)."""
-    os.environ["SPARKNET_CUDNN_SEARCH"] = "heuristic"
-    try:
+    with environment("SPARKNET_CUDNN_SEARCH", "heuristic"):
         return net_ms(model, data, args.device, args.iterations)[0]
-    finally:
-        del os.environ["SPARKNET_CUDNN_SEARCH"]
 
 
 def torch_steps_ms(name: str, batch: int) -> tuple[float, float, float]:
@@ -154,6 +151,7 @@ def print_table(rows, args) -> None:
         print(f"| {name} | {batch} | {tool_ms:.2f} | {ours_ms:.2f} | {tool_ms / ours_ms:.3f} | "
               f"{train_ms:.2f} | {heuristic_ms or nan:.2f} | {fp32:.2f} | {ours_ms / fp32:.2f} | "
               f"{fp32_measured:.2f} | {ours_ms / fp32_measured:.2f} | {tf32:.2f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ installed). Each check prints its result and adds it to a JSON summary:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -38,34 +39,53 @@ def lenet(device: str, seed: int = 1) -> Net:
     return Net(zoo.lenet(batch_size=64), zoo.lenet_solver(), device=device, seed=seed)
 
 
-def weights_gap(images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Max over blobs of max|cpu - gpu| / max|cpu| after 5 steps, and the loss gap."""
-    nets = {device: lenet(device) for device in ("cpu", DEVICE)}
+def _set_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+@contextlib.contextmanager
+def environment(name: str, value: str | None):
+    """The variable `name` set to `value` (None: unset) inside; as it was, after.
+    Caffe's patched layers read SPARKNET_* variables when a shape changes."""
+    before = os.environ.get(name)
+    _set_variable(name, value)
+    try:
+        yield
+    finally:
+        _set_variable(name, before)
+
+
+def weights_gap(images: np.ndarray, labels: np.ndarray, make_net=lenet,
+                device: str | None = None) -> tuple[float, float]:
+    """Max over blobs of max|cpu - gpu| / max|cpu| after 5 steps from the same
+    weights on the same batches, and the loss gap; make_net(device) -> Net."""
+    device = device or DEVICE
+    nets = {d: make_net(d) for d in ("cpu", device)}
     start = nets["cpu"].get_weights()
     losses = {}
-    for device, net in nets.items():
+    for d, net in nets.items():
         net.set_weights(start)
         net.set_training_data((images[:320], labels[:320]))
-        losses[device] = net.train(5)["loss"]
-    cpu, gpu = nets["cpu"].get_weights(), nets[DEVICE].get_weights()
+        losses[d] = net.train(5)["loss"]
+    cpu, gpu = nets["cpu"].get_weights(), nets[device].get_weights()
     worst = 0.0
     for layer in cpu:
         for a, b in zip(cpu[layer], gpu[layer]):
             worst = max(worst, float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30)))
     for net in nets.values():
         net.close()
-    return worst, abs(losses["cpu"] - losses[DEVICE])
+    return worst, abs(losses["cpu"] - losses[device])
 
 
 def check_agreement(images: np.ndarray, labels: np.ndarray) -> dict:
     """With the default (measured) cuDNN algorithm picks; the heuristic picks'
     gap is reported beside it."""
     worst, loss_gap = weights_gap(images, labels)
-    os.environ["SPARKNET_CUDNN_SEARCH"] = "heuristic"
-    try:
+    with environment("SPARKNET_CUDNN_SEARCH", "heuristic"):
         heuristic_worst, _ = weights_gap(images, labels)
-    finally:
-        del os.environ["SPARKNET_CUDNN_SEARCH"]
     return {"max_relative_weight_difference": worst, "loss_difference": loss_gap,
             "max_relative_weight_difference_heuristic_picks": heuristic_worst,
             "pass": worst <= 1e-5}
