@@ -1,44 +1,51 @@
-"""What one connection to the weight exchange costs, with and without TLS.
+"""What one link to the driver costs to open, with and without TLS.
 
-Each round, every task opens one connection (TLS 1.3 handshake with the run's
-pinned certificate, the hello with the run secret, the driver's reply). This
-times a data-request connection (the shortest exchange: hello, one reply) on
-loopback against the same exchange with tls=False, in the same run.
+Each stage, every task opens one link (TLS 1.3 handshake with the run's pinned
+certificate, the hello with the run secret, the driver's TAKEN). This times a
+whole open (connect, handshake, hello, TAKEN) on loopback against the same
+listener with tls=False, in the same run, interleaved.
 
-    python bench/bench_exchange_connect.py [--connections 200]
+    python bench/bench_exchange_connect.py [--connections 200] [--repeats 3]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
-import numpy as np
+from pysparknet.spark.link_worker_end import WorkerLink
+from pysparknet.spark.transport import LinkListener
 
-from pysparknet.spark.transport import WeightExchange, request_data
 
-
-def per_connection(tls: bool, connections: int) -> float:
-    with WeightExchange(tls=tls) as exchange:
-        exchange.start_round(0, np.zeros(10, np.float32), 1, on_needs_data=lambda part: None)
-        ticket = exchange.ticket(0)
-        request_data(ticket, 0)  # warm: the worker's TLS context is made once per process
-        tic = time.perf_counter()
-        for _ in range(connections):
-            request_data(ticket, 0)
-        return (time.perf_counter() - tic) / connections
+def per_connection(listener: LinkListener, connections: int) -> float:
+    ticket = listener.ticket(0)
+    tic = time.perf_counter()
+    for _ in range(connections):
+        WorkerLink.open(ticket, 0).conn.close()
+    return (time.perf_counter() - tic) / connections
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    plain = per_connection(False, args.connections)
-    tls = per_connection(True, args.connections)
-    print("| exchange | ms per connection | vs plain |")
+    times: dict = {False: [], True: []}
+    with LinkListener(tls=False) as plain, LinkListener(tls=True) as tls:
+        for listener in (plain, tls):
+            listener.expect(lambda serial, part, conn: False)  # authenticated, then closed
+            per_connection(listener, 5)  # warm: a worker's TLS context is made once
+        for _ in range(args.repeats):  # A B A B
+            for on, listener in ((False, plain), (True, tls)):
+                times[on].append(per_connection(listener, args.connections))
+    plain_ms, tls_ms = (statistics.median(times[on]) * 1e3 for on in (False, True))
+    print("| link | ms per connection (median, min-max) | vs plain |")
     print("|---|---:|---:|")
-    print(f"| tls=False | {plain * 1e3:.2f} | 1.00 |")
-    print(f"| TLS 1.3 (default) | {tls * 1e3:.2f} | {tls / plain:.2f} |")
+    for on, median in ((False, plain_ms), (True, tls_ms)):
+        spread = f"{min(times[on]) * 1e3:.2f}-{max(times[on]) * 1e3:.2f}"
+        print(f"| {'TLS 1.3 (default)' if on else 'tls=False'} | {median:.2f} ({spread}) | "
+              f"{median / plain_ms:.2f} |")
 
 
 if __name__ == "__main__":

@@ -58,8 +58,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="K")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--executor-memory", type=int, default=3072, help="MB per executor")
-    parser.add_argument("--sync", choices=("socket", "spark"), default="socket",
-                        help="the trainer's sync path")
+    parser.add_argument("--schedule", choices=("segments", "jobs"), default="segments")
     args = parser.parse_args()
     n_floats = SIZES["AlexNet"]
     model = 4 * n_floats
@@ -72,7 +71,7 @@ def main() -> None:
     driver = DriverPeaks()
     try:
         trainer = SparkNetTrainer(spark, sized_net(n_floats), SOLVER,
-                                  num_workers=args.workers, tau=1, seed=1, sync=args.sync)
+                                  num_workers=args.workers, tau=1, seed=1, schedule=args.schedule)
         tracemalloc.start()
         trainer.fit(sized_records(sc, args.workers), rounds=args.rounds, progress=False,
                     until=driver)
@@ -85,7 +84,7 @@ def main() -> None:
     finally:
         spark.stop()
     print(f"\n{n_floats:,} floats = {model / 1e6:.0f} MB per copy; K={args.workers}; "
-          f"sync={args.sync}; {args.rounds} rounds\n")
+          f"schedule={args.schedule}; {args.rounds} rounds\n")
     print("| process | traced peak (MB) | model-sized copies (Python, beyond Caffe's) |")
     print("|---|---:|---:|")
     worst = max(driver.peaks[1:] or driver.peaks)

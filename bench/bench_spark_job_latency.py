@@ -27,7 +27,7 @@ import numpy as np
 
 from pysparknet.data import fashion_mnist
 from pysparknet.spark import local_spark
-from pysparknet.spark.worker import stack_partition
+from pysparknet.data.partitions import stack_partition
 
 
 def fashion_mnist_records(spark, workers):

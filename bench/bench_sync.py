@@ -4,12 +4,10 @@ For flat weight vectors of LeNet's, GoogLeNet's and AlexNet's sizes (0.43M, 7M,
 61M floats), K workers on local-cluster[K,1,MB]:
 
 - SparkNet: the trainer's own rounds on bench/sized_net.py's net, whose one
-  training step is a few passes over the weights, for each sync path and round
-  mode. Sync paths: `socket` (the default: the weights go over the driver's
-  TLS exchange), `socket-plain` (the same with tls=False) and `spark` (Spark
-  broadcast out, task results back). Round modes: `segments` (the default:
-  one barrier stage runs the rounds, stepped over one link per worker) and
-  `jobs` (one Spark job a round). Sync = round time - the slowest worker's
+  training step is a few passes over the weights, for each link and schedule.
+  Links: `tls` (the default: TLS 1.3 to the driver) and `plain` (tls=False).
+  Schedules: `segments` (the default: one barrier stage runs the rounds) and
+  `jobs` (one Spark job a round), both over the same links. Sync = round time - the slowest worker's
   training time, as the trainer records it; median over the rounds after the
   first (which builds the solvers; with segments, the last round, which ends
   the stage, is left out too).
@@ -21,7 +19,7 @@ For flat weight vectors of LeNet's, GoogLeNet's and AlexNet's sizes (0.43M, 7M,
 
 Effective bandwidth = 2 x K x bytes / time (to and from every worker).
 
-    python bench/bench_sync.py [--workers 2] [--rounds 6] [--paths socket,socket-plain,spark]
+    python bench/bench_sync.py [--workers 2] [--rounds 6] [--paths tls,plain]
                                [--modes segments,jobs] [--sizes LeNet,GoogLeNet,AlexNet]
                                [--master spark://master:7077 --conf KEY=VALUE ...]
 """
@@ -37,7 +35,7 @@ import time
 
 from sized_net import SIZES, SOLVER, sized_net, sized_records
 
-from pysparknet.spark import SparkNetTrainer, exchange_tls, local_spark
+from pysparknet.spark import Exchange, SparkNetTrainer, exchange_tls, local_spark
 
 PEER = r"""
 import socket, sys
@@ -102,9 +100,8 @@ def raw_loopback(n_bytes: int, workers: int, repeat: int, tls: bool = False) -> 
 
 def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int, path: str,
                     mode: str) -> list[dict]:
-    sync, tls = ("socket", False) if path == "socket-plain" else (path, True)
     trainer = SparkNetTrainer(spark, sized_net(n_floats), SOLVER, num_workers=workers, tau=1,
-                              seed=1, sync=sync, tls=tls, rounds=mode)
+                              seed=1, exchange=Exchange(tls=path == "tls"), schedule=mode)
     result = trainer.fit(sized_records(spark.sparkContext, workers), rounds=rounds,
                          progress=False)
     trainer.driver_net.close()
@@ -114,10 +111,8 @@ def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int, path: str,
 
 
 def variants(paths: list, modes: list) -> list:
-    """(sync path, round mode) pairs: sync='spark' has per-round jobs only."""
-    return [(path, mode) for path in paths for mode in modes
-            if not (path == "spark" and mode == "segments")] + \
-        ([("spark", "jobs")] if "spark" in paths and "jobs" not in modes else [])
+    """(link, schedule) pairs."""
+    return [(path, mode) for path in paths for mode in modes]
 
 
 def median_sync(spark, n_floats, workers, rounds, path, mode) -> float:
@@ -145,19 +140,19 @@ def measure(args, spark, sizes: dict, pairs: list):
 
 
 def print_tables(k: int, rows: list, empty: dict, raw_empty: dict) -> None:
-    print("| weights | floats | sync path | rounds | sync ms | raw TCP ms | raw TLS ms | "
+    print("| weights | floats | link | schedule | sync ms | raw TCP ms | raw TLS ms | "
           "sync GB/s | raw TCP / sync | raw TLS / sync |")
     print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for name, n_floats, path, mode, took, raw, raw_tls in rows:
         moved = 2 * k * 4 * n_floats / 1e9
-        tls_ratio = f"{raw_tls / took:.3f}" if path != "socket-plain" else "-"
+        tls_ratio = f"{raw_tls / took:.3f}" if path == "tls" else "-"
         print(f"| {name} | {n_floats:,} | {path} | {mode} | {took * 1e3:.1f} | "
               f"{raw * 1e3:.1f} | {raw_tls * 1e3:.1f} | {moved / took:.2f} | "
               f"{raw / took:.3f} | {tls_ratio} |")
     print("\n| empty round (80 floats, tau=1) | sync ms | / raw round trip of its bytes |")
     print("|---|---:|---:|")
     for (path, mode), took in empty.items():
-        raw = raw_empty[path != "socket-plain"]
+        raw = raw_empty[path == "tls"]
         print(f"| {path}, {mode} | {took * 1e3:.2f} | {took / raw:.1f} |")
     print(f"| raw TCP round trip, 320 bytes to {k} processes | {raw_empty[False] * 1e3:.2f} "
           f"| 1 |")
@@ -176,8 +171,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="rounds per size (first dropped)")
     parser.add_argument("--repeat", type=int, default=5, help="raw transfers per size")
     parser.add_argument("--executor-memory", type=int, default=3072, help="MB per executor")
-    parser.add_argument("--paths", default="socket,socket-plain,spark",
-                        help="sync paths: socket (TLS), socket-plain (tls=False), spark")
+    parser.add_argument("--paths", default="tls,plain",
+                        help="links: tls (the default), plain (tls=False)")
     parser.add_argument("--modes", default="segments,jobs",
                         help="round modes: segments (one barrier stage), jobs (one a round)")
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"of {list(SIZES)}")

@@ -136,7 +136,7 @@ def _spark_conf(pairs: list) -> dict:
 def cmd_train(args) -> int:
     """SparkNet: K workers, tau local iterations per round, the mean of their weights."""
     from .data import has_test_split
-    from .spark import SparkNetTrainer, local_spark
+    from .spark import Faults, SparkNetTrainer, local_spark
 
     net, solver = _load_model(args.model, args.batch_size, args.record_shape)
     if args.base_lr is not None:
@@ -149,8 +149,9 @@ def cmd_train(args) -> int:
         test_spec = args.test_data or (args.data if has_test_split(args.data) else None)
         test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
-                                  seed=args.seed, sync=args.sync, rounds=args.round_mode,
-                                  device=args.device, slots_timeout=args.slots_timeout)
+                                  seed=args.seed, schedule=args.schedule,
+                                  device=args.device,
+                                  faults=Faults(slots_timeout=args.slots_timeout))
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
                              checkpoint_every=args.checkpoint_every,
@@ -230,9 +231,6 @@ def _add_train_run_options(train) -> None:
     train.add_argument("--base-lr", type=float,
                        help="override the solver's base_lr (with K workers, K x the single "
                             "net's rate often converges faster: BENCHMARKS.md)")
-    train.add_argument("--sync", choices=("socket", "spark"), default="socket",
-                       help="weights over direct TCP to the driver, or Spark broadcast + "
-                            "task results")
     train.add_argument("--device", default="cpu",
                        help="cpu; gpu (the GPU Spark assigns each task: set "
                             "spark.task.resource.gpu.amount); or gpu:N")
@@ -242,9 +240,10 @@ def _add_train_run_options(train) -> None:
     train.add_argument("--conf", action="append", metavar="KEY=VALUE",
                        help="a Spark setting, as spark-submit takes it (repeatable), e.g. "
                             "--conf spark.driver.host=driver")
-    train.add_argument("--round-mode", choices=("segments", "jobs"),
-                       help="segments: many rounds in one barrier stage (the default with "
-                            "--sync socket); jobs: one Spark job a round (--sync spark's way)")
+    train.add_argument("--schedule", "--round-mode", choices=("segments", "jobs"),
+                       default="segments",
+                       help="segments: many rounds in one barrier stage (the default); jobs: "
+                            "one Spark job a round (slots free between rounds)")
     train.add_argument("--record-shape", type=int, nargs=3, metavar=("C", "H", "W"),
                        help="data top shape, for a .prototxt model")
     train.add_argument("--validate-every", type=int, default=10, help="rounds")

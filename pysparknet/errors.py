@@ -43,3 +43,7 @@ class ClusterError(SparkNetError, RuntimeError):
 
 class WorkerError(SparkNetError, RuntimeError):
     """A worker failed with an exception that is not pysparknet's own (type and message)."""
+
+
+class TrainingDivergedError(SparkNetError, FloatingPointError):
+    """A round produced a non-finite loss; the last good weights were kept."""

@@ -19,9 +19,9 @@ from pysparknet.spark.cluster import StandaloneCluster
 
 @pytest.mark.parametrize("mode", ["segments", "jobs"])
 def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmnist_test, mode):
-    """Segments: the barrier stage fails, the segment reruns from the round at hand
-    with every solver rebuilt where its predecessor was (data position, iteration).
-    Jobs: Spark retries the lost task, which rebuilds its solver."""
+    """The stage (a barrier stage of many rounds, or one round's job) loses a link,
+    and reruns from the round at hand carrying the data: the lost solver is rebuilt
+    where its predecessor was (data position, iteration)."""
     x, y = fmnist_train[0][:20000], fmnist_train[1][:20000]
     # All 10,000 test images: on 2,000, one accuracy's own sampling error (0.75 points)
     # is larger than the 0.5 points the two runs are held to.

@@ -9,7 +9,7 @@ import pytest
 
 from pysparknet import NetArgumentError, zoo
 from pysparknet.spark import SparkNetTrainer, local_spark
-from pysparknet.spark.worker import _device_for_task
+from pysparknet.spark.solvers import device_for_task
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def gpu_spark(tmp_path_factory):
 
 def test_task_gets_the_gpu_spark_assigned(gpu_spark):
     devices = gpu_spark.sparkContext.parallelize([0], 1).map(
-        lambda _: _device_for_task("gpu")).collect()
+        lambda _: device_for_task("gpu")).collect()
     assert devices == ["gpu:3"]
 
 

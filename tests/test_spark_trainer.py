@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pysparknet import DataError, Net, WeightCollection, zoo
-from pysparknet.spark import SparkNetTrainer, TrainingDivergedError, local_spark
+from pysparknet.spark import (Exchange, Faults, SparkNetTrainer, TrainingDivergedError,
+                              local_spark)
 from pysparknet.spark.checkpoint import CheckpointError
 
 
@@ -28,12 +29,12 @@ def solver_dropper(part: int):
     """A partition function that frees this Python worker's solvers of `part` (made
     here, not at module level, so that it is pickled by value for the executors)."""
     def drop(records):
-        from pysparknet.spark import worker
+        from pysparknet.spark import solvers
         for _ in records:  # read it all, or this Python worker exits with its solvers
             pass
-        lost = [key for key in list(worker._SOLVERS) if key[1] == part]
+        lost = [key for key in list(solvers._SOLVERS) if key[1] == part]
         for key in lost:
-            worker._SOLVERS.pop(key).net.close()
+            solvers._SOLVERS.pop(key).net.close()
         return [len(lost)]
     return drop
 
@@ -141,10 +142,10 @@ def test_bad_input_gives_clear_errors(spark, tmp_path, fmnist_train):
 def test_a_worker_that_lost_its_solver_gets_its_data_while_the_others_wait(
         spark, fmnist_train):
     """Rounds run data-free on the kept solvers. When partition 0's worker has lost
-    its solver (a new Python worker, a moved task) while partition 1's trains on and
-    waits for its turn in the gather, partition 0 must be rerun with its data at
-    once - waiting for the round's job to end first would deadlock. (Per-round jobs:
-    segments meet a lost solver at a segment's start, tested below.)"""
+    its solver (a new Python worker, a moved task), its task of the next round's job
+    says so over its link before any round starts, and the job is run again carrying
+    the data: only that solver is rebuilt, and nothing waits on a task that cannot
+    train (one round a job here; segments: below)."""
     sc = spark.sparkContext
     x, y = fmnist_train[0][:1000], fmnist_train[1][:1000]
     trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5,
@@ -189,7 +190,7 @@ def test_a_segment_whose_worker_lost_its_solver_reruns_with_the_data(
     x, y = fmnist_train[0][:1000], fmnist_train[1][:1000]
     trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5,
                               seed=5)
-    assert trainer.round_mode == "segments"
+    assert trainer.schedule == "segments"
     dropped = []
 
     def after_round(record):
@@ -220,14 +221,33 @@ def test_segments_and_jobs_give_the_same_weights(spark, fmnist_train, tmp_path):
             == [h["loss"] for h in runs["jobs"].history])
 
 
-def test_round_mode_options(spark):
+def test_schedule_and_option_groups(spark):
+    make = lambda **kw: SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), **kw)
     with pytest.raises(ValueError, match="rounds must be 'segments'.*or 'jobs'"):
-        SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), rounds="stages")
-    with pytest.raises(ValueError, match="needs sync='socket'"):
-        SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), sync="spark",
-                        rounds="segments")
-    assert SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(),
-                           sync="spark").round_mode == "jobs"
+        make(rounds="stages")
+    with pytest.raises(ValueError, match="sync='spark'.*was removed"):
+        make(sync="spark")
+    assert make(rounds="jobs").schedule == make(schedule="jobs").schedule == "jobs"
+    assert make(sync="socket").schedule == "segments"
+    # The grouped options and the flat keywords say the same thing, once.
+    grouped = make(faults=Faults(round_timeout=30.0), exchange=Exchange(tls=False))
+    flat = make(round_timeout=30.0, tls=False)
+    assert grouped.faults == flat.faults and grouped.exchange == flat.exchange
+    with pytest.raises(ValueError, match="either inside Faults"):
+        make(faults=Faults(), round_timeout=5.0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        make(round_timout=5.0)
+
+
+def test_a_workers_error_is_its_own_kind_in_jobs_too(spark, fmnist_train):
+    """A worker's exception crosses its link typed, whatever the schedule."""
+    x, y = fmnist_train[0][:400], fmnist_train[1][:400].copy()
+    y[3] = 12
+    trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5,
+                              schedule="jobs")
+    with pytest.raises(DataError, match=r"on a worker \(partition 0\).*label 12; the net "
+                                        r"classifies into 10 classes"):
+        trainer.fit((x, y), rounds=1, progress=False)
 
 
 def test_divergence_stops_and_keeps_the_last_good_weights(spark, tmp_path, fmnist_train):

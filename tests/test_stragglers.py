@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pysparknet import zoo
-from pysparknet.spark import SparkNetTrainer, local_spark
+from pysparknet.spark import SparkNetTrainer, Stragglers, local_spark
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,13 @@ def data(fmnist_train):
     return fmnist_train[0][:4000], fmnist_train[1][:4000]
 
 
-def test_min_workers_closes_rounds_without_the_straggler(spark, data):
+@pytest.mark.parametrize("schedule", ["segments", "jobs"])
+def test_min_workers_closes_rounds_without_the_straggler(spark, data, schedule):
     """M=1 of K=2: every round goes on the fast worker's result; the slow one is
-    stopped mid-round, dropped, and starts each next round from the new weights."""
+    stopped mid-round, dropped, and starts each next round from the new weights.
+    The same with one job a round: the round runs over the same links."""
     trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2,
-                              tau=40, seed=2, min_workers=1)
+                              tau=40, seed=2, min_workers=1, schedule=schedule)
     history = trainer.fit(data, rounds=4, progress=False).history
     assert [h["dropped"] for h in history] == [[1]] * 4
     assert all(h["worker_iterations"][0] == 40 for h in history)
@@ -36,9 +38,11 @@ def test_min_workers_closes_rounds_without_the_straggler(spark, data):
     assert history[-1]["loss"] < history[0]["loss"]
 
 
-def test_round_seconds_weighs_the_workers_by_what_they_did(spark, data):
+@pytest.mark.parametrize("schedule", ["segments", "jobs"])
+def test_round_seconds_weighs_the_workers_by_what_they_did(spark, data, schedule):
     trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2,
-                              tau=1000, seed=2, round_seconds=0.5)
+                              tau=1000, seed=2, stragglers=Stragglers(round_seconds=0.5),
+                              schedule=schedule)
     history = trainer.fit(data, rounds=3, progress=False).history
     for record in history:
         fast, slow = record["worker_iterations"]
@@ -58,7 +62,3 @@ def test_straggler_options_refuse_bad_values(spark):
         with pytest.raises(ValueError, match=r"min_workers must be a whole number from 1 "
                                              r"to num_workers \(2\)"):
             make(min_workers=bad)
-    with pytest.raises(ValueError, match="need rounds='segments'"):
-        make(min_workers=1, rounds="jobs")
-    with pytest.raises(ValueError, match="need rounds='segments'"):
-        make(round_seconds=1.0, sync="spark")

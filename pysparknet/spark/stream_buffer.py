@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
-from pyspark.accumulators import AccumulatorParam
-
 from ..data.bad_records import BadRecords
+from ..data.partitions import partition_arrays
 
 
 @dataclass
@@ -32,24 +31,10 @@ class BatchShare:
         return len(self.labels)
 
 
-class ShareSizes(AccumulatorParam):
-    """{partition: records} of a micro-batch's shares, as the tasks made them (a task
-    run again reports the same size)."""
-
-    def zero(self, value: dict) -> dict:
-        return {}
-
-    def addInPlace(self, sizes: dict, more: dict) -> dict:
-        sizes.update(more)
-        return sizes
-
-
 def share_partition(index: int, records: Iterable, batch_id: int,
                     bad: Optional[BadRecords] = None, sizes=None):
     """A micro-batch's partition of (ndarray, label) records -> its one BatchShare
     (its size added to the `sizes` accumulator)."""
-    from .worker import partition_arrays  # the same checks as a fit's partitions
-
     records = list(records)
     if records:
         images, labels = partition_arrays(index, records, bad)

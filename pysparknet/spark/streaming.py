@@ -27,8 +27,10 @@ from ..data.spark_sources import dataframe_records
 from ..errors import DataError
 from . import checkpoint
 from .failures import worker_failure
-from .rounds import TrainingSet
-from .stream_buffer import ShareSizes, share_partition
+from ..data.partitions import PartitionSizes
+from .round_log import RoundLog
+from .stream_buffer import share_partition
+from .training_set import TrainingSet, placement
 
 _LOG = logging.getLogger("pysparknet")
 CLOSE_WAIT_S = 600.0  # how long stop() waits for the batch in progress to finish
@@ -74,8 +76,9 @@ def check_together(stream_location: Optional[str], last_batch: int) -> None:
 class BatchRounds:
     """The foreachBatch function: one micro-batch -> shares -> rounds -> checkpoint."""
 
-    def __init__(self, trainer, run, loop, weights, options: dict, stream_state: dict):
-        self.trainer, self.run, self.loop, self.weights = trainer, run, loop, weights
+    def __init__(self, run, log: RoundLog, weights, options: dict, stream_state: dict):
+        self.run, self.log, self.weights = run, log, weights
+        self.num_workers = run.trainer.num_workers
         self.placement = run.train  # K cached tasks, to free the solvers with at the end
         self.options = options  # rounds_per_batch, buffer_records, columns, model_dir, ...
         self.state = stream_state  # _STREAM_STATE, and each worker's buffered records
@@ -123,11 +126,11 @@ class BatchRounds:
 
     def _shares(self, batch_df, batch_id: int):
         """The batch's K shares, cached (one BatchShare per partition), and their sizes."""
-        trainer, opts = self.trainer, self.options
+        opts = self.options
         records = dataframe_records(batch_df, opts["image_col"], opts["label_col"],
                                     opts["shape"], opts["color"], opts["on_bad_record"])
-        sizes = trainer.sc.accumulator({}, ShareSizes())
-        shares = records.repartition(trainer.num_workers).mapPartitionsWithIndex(
+        sizes = self.run.sc.accumulator({}, PartitionSizes())
+        shares = records.repartition(self.num_workers).mapPartitionsWithIndex(
             partial(share_partition, batch_id=batch_id, bad=records.bad_records,
                     sizes=sizes)).cache()
         try:
@@ -142,36 +145,35 @@ class BatchRounds:
                 raise DataError(f"micro-batch {batch_id}: {cause}") from None
             raise cause from error
         self.state["skipped"] += records.bad_records.report(f"micro-batch {batch_id}")
-        return shares, [sizes.value.get(i, 0) for i in range(trainer.num_workers)]
+        return shares, [sizes.value.get(i, 0) for i in range(self.num_workers)]
 
     def _train(self, shares, batch_id: int, counts: list) -> None:
         """The batch's rounds, in one segment, its tasks carrying the shares."""
-        trainer, first = self.trainer, len(self.loop.history)
+        first = len(self.log.history)
         self.run.train = TrainingSet(shares, shares, sum(counts))
         last = first + self.options["rounds_per_batch"]
         self.state["trained"] += 1
         try:
             for r in range(first, last):
-                self.weights, record = trainer.rounds.run(r, last, self.run, self.weights,
-                                                          self.loop)
+                self.weights, record = self.run.round(r, last, self.weights, self.log)
                 record.update(batch_id=batch_id, batch_records=sum(counts),
                               buffered_records=list(self.state["buffered"]),
                               skipped_records=self.state["skipped"])
                 if r + 1 == last:
                     self._validate(record)
-                self.loop.history.append(record)
-                self.loop.report(record)
+                self.log.history.append(record)
+                self.log.report(record)
         finally:
-            trainer.rounds.finish()
+            self.run.trainer.round_driver.close()
 
     def _validate(self, record: dict) -> None:
-        if self.loop.validating and self.state["trained"] % self.loop.validate_every == 0:
-            self.trainer._validate(record, self.weights)
+        if self.log.validating and self.state["trained"] % self.log.validate_every == 0:
+            self.run.validate(record, self.weights)
 
     def _checkpoint(self) -> None:
         stream = {k: self.state[k] for k in _STREAM_STATE}
-        self.trainer._checkpoint(self.options["model_dir"], len(self.loop.history),
-                                 self.weights, self.loop.history, extra={"stream": stream})
+        self.run.checkpoint(self.options["model_dir"], len(self.log.history), self.weights,
+                            self.log.history, extra={"stream": stream})
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Free the run once the batch in progress (if any) is done."""
@@ -186,10 +188,10 @@ class BatchRounds:
         if self.closed:
             return
         self.closed = True
-        self.loop.close()
+        self.log.close()
         self.run.train = self.placement  # its tasks free the solvers where they live
-        self.trainer._close_run(self.run)
-        self.trainer.driver_net.set_weights(self.weights)
+        self.run.close()
+        self.run.trainer.driver_net.set_weights(self.weights)
 
 
 class StreamTraining:
@@ -201,7 +203,7 @@ class StreamTraining:
     @property
     def history(self) -> list:
         """One record per round (as fit's), with its batch_id and batch_records."""
-        return self._batches.loop.history
+        return self._batches.log.history
 
     @property
     def weights(self):
@@ -254,7 +256,7 @@ class StreamTraining:
         self.stop()
 
 
-def _check_stream_options(stream_df, rounds_per_batch, buffer_records, validate_every,
+def check_stream_options(stream_df, rounds_per_batch, buffer_records, validate_every,
                           on_bad_record: str) -> None:
     if on_bad_record not in POLICIES:
         raise ValueError(f"on_bad_record must be one of {POLICIES}, got {on_bad_record!r}")
@@ -277,43 +279,35 @@ def _resumed_state(model_dir: Optional[Path], num_workers: int) -> dict:
     return state
 
 
-def _placement(sc, num_workers: int) -> TrainingSet:
-    """K cached one-number partitions, one on each executor (as a fit's cached data):
-    the tasks that free the run's solvers at its end go there."""
-    tasks = sc.parallelize(range(num_workers), num_workers).cache()
-    tasks.count()
-    return TrainingSet(tasks, tasks, 0)
-
-
-def start(trainer, stream_df, validation_data, checkpoint_dir, options: dict,
-          loop_options: dict, writer_options: dict) -> StreamTraining:
+def start(run, stream_df, validation_data, checkpoint_dir, options: dict,
+          log_options: dict, writer_options: dict) -> StreamTraining:
     """Resume from checkpoint_dir (if it holds a run), open the run, start the query."""
-    from .loop import FitLoop
-
     model_dir, location = checkpoint_dirs(checkpoint_dir)
-    trainer._check_cluster(model_dir)
-    validation = trainer._validation_arrays(validation_data)
-    if validation is not None:
-        trainer.driver_net.set_validation_data(validation)
-    weights, history, _ = trainer._starting_point(model_dir, resume=True)
-    state = _resumed_state(model_dir, trainer.num_workers)
+    num_workers = run.trainer.num_workers
+    run.check_cluster(model_dir)
+    validating = run.set_validation(validation_data)
+    weights, history, _ = run.starting_point(model_dir, resume=True)
+    state = _resumed_state(model_dir, num_workers)
     check_together(location, state["last_batch"])
-    run = trainer._open_run(_placement(trainer.sc, trainer.num_workers),
-                            buffer_records=options["buffer_records"])
-    loop = FitLoop(None, validation is not None, loop_options["validate_every"], None, 1,
-                   loop_options["metrics_path"], loop_options["progress"], len(history),
-                   history)
-    batches = BatchRounds(trainer, run, loop, weights, {**options, "model_dir": model_dir},
-                          state)
+    tasks = placement(run.sc, num_workers)  # where the run's solvers are freed at its end
+    run.open(TrainingSet(tasks, tasks, 0), buffer_records=options["buffer_records"])
+    log = RoundLog(None, validating, log_options["validate_every"], None, 1,
+                   log_options["metrics_path"], log_options["progress"], len(history), history)
+    batches = BatchRounds(run, log, weights, {**options, "model_dir": model_dir}, state)
     try:
-        writer = stream_df.writeStream.foreachBatch(batches)
-        if location is not None:
-            writer = writer.option("checkpointLocation", location)
-        if writer_options.get("trigger"):
-            writer = writer.trigger(**writer_options["trigger"])
-        if writer_options.get("query_name"):
-            writer = writer.queryName(writer_options["query_name"])
-        return StreamTraining(writer.start(), batches)
+        return StreamTraining(_writer(stream_df, batches, location, writer_options).start(),
+                              batches)
     except BaseException:
         batches.close()
         raise
+
+
+def _writer(stream_df, batches, location, writer_options: dict):
+    writer = stream_df.writeStream.foreachBatch(batches)
+    if location is not None:
+        writer = writer.option("checkpointLocation", location)
+    if writer_options.get("trigger"):
+        writer = writer.trigger(**writer_options["trigger"])
+    if writer_options.get("query_name"):
+        writer = writer.queryName(writer_options["query_name"])
+    return writer

@@ -1,11 +1,10 @@
-"""Segments: many SparkNet rounds in one barrier-mode Spark stage (the driver's side).
+"""A stage: one Spark stage of K tasks, one per partition, stepped through rounds
+by the driver over their links (link_driver_end.py).
 
-A per-round Spark job costs its scheduling (72-98 ms on local-cluster,
-bench/bench_spark_job_latency.py) every round. A segment pays it once: K
-barrier tasks (gang-scheduled, one per partition) each open a link to the
-driver's exchange and train the rounds the driver sends over it until it
-says the segment is over (segment_link.py). The Spark UI shows one job per
-segment, named with its round range.
+The schedules (schedule_segments.py, schedule_jobs.py) differ only in how
+many rounds a stage runs and whether it is a barrier stage; opening a stage,
+carrying the data to workers that lost their solvers, and rerunning a stage
+whose worker was lost are the same for both, and live here.
 """
 from __future__ import annotations
 
@@ -19,13 +18,14 @@ from pyspark import InheritableThread  # carries the job group's properties
 from ..errors import TransportError
 from . import slots
 from .failures import worker_failure
-from .links import Links
-from .segment_link import LinkBroken
-from .transport import Deadline, WeightExchange
-from .worker import train_segment
+from .link_driver_end import DriverLinks
+from .link_protocol import LinkBroken
+from .sockets import Deadline
+from .transport import LinkListener
+from .worker_task import run_stage_task
 
 _LOG = logging.getLogger("pysparknet")
-JOIN_S = 60.0  # how long the driver waits for a segment's tasks to end after it
+JOIN_S = 60.0  # how long the driver waits for a stage's tasks to end after it
 
 
 def _first_line(error: Exception) -> str:
@@ -35,26 +35,26 @@ def _first_line(error: Exception) -> str:
     return (reasons or lines or [type(error).__name__])[-1][:400]
 
 
-class Segment:
-    """One barrier stage of K tasks running rounds first..last-1 over their links."""
+class Stage:
+    """One Spark stage of K tasks running rounds first..last-1 over their links."""
 
-    def __init__(self, sc, exchange: WeightExchange, partitions: int, first: int, last: int,
-                 name: str, description: str):
-        self.sc, self.exchange = sc, exchange
-        self.first, self.last = first, last
+    def __init__(self, sc, listener: LinkListener, partitions: int, last: int, name: str,
+                 description: str, barrier: bool):
+        self.sc, self.listener, self.last, self.barrier = sc, listener, last, barrier
         self.group, self.description = name, description
-        self.links = Links(secrets.randbits(63), partitions)
+        self.links = DriverLinks(secrets.randbits(63), partitions)
         self.error: Optional[Exception] = None  # the Spark job's, if it failed by itself
         self._cancelled = False  # after this, the job's error is our cancelling it
         self._thread: Optional[InheritableThread] = None
 
-    def start(self, rdd, job, deadline_s: float) -> list:
-        """Submit the stage (each task runs job(index, records, ticket=...)); wait for
+    def start(self, rdd, task, deadline_s: float) -> list:
+        """Submit the stage (each task runs task(index, records, ticket=...)); wait for
         every worker's first word: the partitions whose worker has no solver and
         whose task carried no data (empty: all are ready)."""
-        self.exchange.open_segment(self.links)
-        ticket = self.exchange.ticket(self.links.serial, deadline_s)
-        tasks = rdd.barrier().mapPartitionsWithIndex(partial(job, ticket=ticket))
+        self.listener.expect(self.links.attach)
+        ticket = self.listener.ticket(self.links.serial, deadline_s)
+        stage_rdd = rdd.barrier() if self.barrier else rdd
+        tasks = stage_rdd.mapPartitionsWithIndex(partial(task, ticket=ticket))
         self._thread = InheritableThread(target=self._run, args=(tasks,), daemon=True)
         self._thread.start()
         return self.links.ready(Deadline(deadline_s))
@@ -67,20 +67,20 @@ class Segment:
             if not self._cancelled:
                 self.error = error
         finally:
-            self.links.abort("the segment's Spark job ended")  # wake any wait on a link
+            self.links.abort("the stage's Spark job ended")  # wake any wait on a link
 
     def round(self, round_no: int, tau: int, weights, deadline_s: float, **gather):
-        """(sum of the workers' weights, what divides it for the mean, their stats in
-        partition order); gather: Links.round's weighted and quorum."""
+        """(sum of the workers' weights, what divides it for the mean, their RoundStats
+        in partition order); gather: DriverLinks.round's weighted and quorum."""
         return self.links.round(round_no, tau, weights, Deadline(deadline_s), **gather)
 
     def close(self) -> None:
-        """The segment's last round is done: the tasks end, and so does the job."""
-        self.links.end()
+        """The stage's last round is done: the tasks end, and so does the job."""
+        self.links.close()
         self._join()
 
     def abort(self) -> Optional[Exception]:
-        """Tear the segment down after a failure; the Spark job's own error, if any
+        """Tear the stage down after a failure; the Spark job's own error, if any
         (a task that raised, rather than reported over its link)."""
         self.links.abort()
         self._join(cancel=True)
@@ -94,33 +94,41 @@ class Segment:
             self._thread.join(JOIN_S)
             if self._thread.is_alive():
                 self.sc.cancelJobGroup(self.group)
-                _LOG.warning("SparkNet segment %s: its Spark job did not end within %.0f s "
+                _LOG.warning("SparkNet stage %s: its Spark job did not end within %.0f s "
                              "of its last round; cancelled", self.group, JOIN_S)
-        self.exchange.close_segment()
+        self.listener.expect(None)
 
 
-class SegmentRounds:
-    """A fit's rounds in segments: opens one when a round needs it, closes it after
-    its last round, and reruns it from the round at hand when a worker is lost."""
+class StagedRounds:
+    """A fit's rounds in stages (the schedules' shared part): opens a stage when a
+    round needs one, closes it after its last round, and reruns it from the round
+    at hand when a worker is lost. Subclasses say how far a stage runs."""
+
+    barrier = True
+    kind = "stage"
 
     def __init__(self, sc, num_workers: int, slots_timeout: float, max_attempts: int,
                  weighted: bool = False, quorum: Optional[int] = None):
         self.sc, self.num_workers = sc, num_workers
         self.slots_timeout, self.max_attempts = slots_timeout, max_attempts
         self.gather = {"weighted": weighted, "quorum": quorum}
-        self.segment: Optional[Segment] = None
+        self.stage: Optional[Stage] = None
 
-    def round(self, r: int, last: int, rounds: int, tau: int, start_iter: int, run,
-              weights, deadline_s: float):
-        """Round r (0-based) in the open segment, or a new one of rounds r..last-1:
-        (sum of the workers' weights, what divides it for the mean, their stats
-        dicts in partition order)."""
+    def last_round(self, r: int, rounds: int, checkpoint_every: Optional[int]) -> int:
+        """One past the last round a stage opened at round r runs."""
+        raise NotImplementedError
+
+    def round(self, r: int, rounds: int, tau: int, start_iter: int, run, weights,
+              deadline_s: float, checkpoint_every: Optional[int] = None):
+        """Round r (0-based) of `rounds` in the open stage, or a new one: (sum of the
+        workers' weights, what divides it for the mean, their RoundStats)."""
         attempts = 0
         while True:
             try:
-                if self.segment is None:
+                if self.stage is None:
+                    last = self.last_round(r, rounds, checkpoint_every)
                     self._open(r, last, rounds, start_iter, run, deadline_s)
-                result = self.segment.round(r, tau, weights, deadline_s, **self.gather)
+                result = self.stage.round(r, tau, weights, deadline_s, **self.gather)
             except LinkBroken as broken:
                 attempts += 1
                 self._rerun_or_raise(r, broken, attempts, run)
@@ -128,10 +136,10 @@ class SegmentRounds:
             except BaseException:
                 self.abort()
                 raise
-            if r + 1 == self.segment.last:
+            if r + 1 == self.stage.last:
                 # Ended now, not when the next round starts: checkpoints and `until`
                 # run with the cluster's slots free.
-                self.finish()
+                self.close()
             return result
 
     def _rerun_or_raise(self, r: int, broken: LinkBroken, attempts: int, run) -> None:
@@ -140,10 +148,10 @@ class SegmentRounds:
             raise worker_failure(cause) from broken  # a task raised: not a lost process
         if attempts >= self.max_attempts:
             spark_says = "" if cause is None else f"; Spark: {_first_line(cause)}"
-            raise TransportError(f"round {r + 1}: {broken}; the segment was run {attempts} "
+            raise TransportError(f"round {r + 1}: {broken}; its stage was run {attempts} "
                                  f"time(s), spark.task.maxFailures allows "
                                  f"{self.max_attempts}{spark_says}") from broken
-        _LOG.warning("SparkNet round %d: %s; rerunning its segment from round %d, its "
+        _LOG.warning("SparkNet round %d: %s; rerunning its stage from round %d, its "
                      "solvers rebuilt from their data where lost", r + 1, broken, r + 1)
         run.train.solvers_built = False  # the rerun's tasks carry their data
 
@@ -152,32 +160,35 @@ class SegmentRounds:
         train = run.train
         for _ in range(2):  # a second pass only when a worker lost its solver meanwhile
             slots.wait_for_slots(self.sc, self.num_workers, self.slots_timeout)
-            span = f"{r + 1}-{last}" if last > r + 1 else f"{r + 1}"
-            self.segment = Segment(
-                self.sc, run.exchange, self.num_workers, r, last,
-                f"sparknet-{run.run_id[:8]}-rounds-{span}",
-                f"SparkNet rounds {span}/{rounds}: K={self.num_workers} workers, one barrier "
-                "stage" + ("" if train.solvers_built else " (building the solvers)"))
+            self.stage = self._new_stage(r, last, rounds, run)
             rdd = train.data_free if train.solvers_built else train.with_data
-            job = partial(train_segment, spec_bc=run.spec, first_round=r, start_iter=start_iter,
-                          stream_bc=train.stream)
-            needs_data = self.segment.start(rdd, job, deadline_s)
+            task = partial(run_stage_task, spec_bc=run.spec, first_round=r,
+                           start_iter=start_iter, stream_bc=train.stream)
+            needs_data = self.stage.start(rdd, task, deadline_s)
             if not needs_data:
                 train.solvers_built = True
                 return
-            self.finish()
+            self.close()
             train.solvers_built = False
         raise TransportError(f"round {r + 1}: partition(s) {needs_data} had no solver even "
-                             "in a segment that carried their data")
+                             "in a stage that carried their data")
 
-    def finish(self) -> None:
-        """End the open segment, if any, its workers keeping their solvers."""
-        if self.segment is not None:
-            segment, self.segment = self.segment, None
-            segment.close()
+    def _new_stage(self, r: int, last: int, rounds: int, run) -> Stage:
+        span = f"{r + 1}-{last}" if last > r + 1 else f"{r + 1}"
+        building = "" if run.train.solvers_built else " (building the solvers)"
+        return Stage(self.sc, run.listener, self.num_workers, last,
+                     f"sparknet-{run.run_id[:8]}-rounds-{span}",
+                     f"SparkNet rounds {span}/{rounds}: K={self.num_workers} workers, "
+                     f"{self.kind}{building}", self.barrier)
+
+    def close(self) -> None:
+        """End the open stage, if any, its workers keeping their solvers."""
+        if self.stage is not None:
+            stage, self.stage = self.stage, None
+            stage.close()
 
     def abort(self) -> Optional[Exception]:
-        if self.segment is None:
+        if self.stage is None:
             return None
-        segment, self.segment = self.segment, None
-        return segment.abort()
+        stage, self.stage = self.stage, None
+        return stage.abort()

@@ -1,4 +1,4 @@
-"""The driver's bookkeeping between rounds: settings, history, metrics file, progress bar."""
+"""The driver's record of a fit's rounds: their history, the metrics file, the progress bar."""
 from __future__ import annotations
 
 import json
@@ -9,14 +9,16 @@ from typing import Optional
 from tqdm import tqdm
 
 
-class FitLoop:
-    """One fit's round loop: where metrics go, what is due after a round."""
+class RoundLog:
+    """One fit's rounds: what is due after each (validation, checkpoint), and where
+    their records go. checkpoint_every is None without a checkpoint folder."""
 
-    def __init__(self, rounds: int, validating: bool, validate_every: int, checkpoint_dir,
-                 checkpoint_every: int, metrics_path, progress: bool, start: int,
-                 history: list):
+    def __init__(self, rounds: Optional[int], validating: bool, validate_every: int,
+                 checkpoint_dir, checkpoint_every: int, metrics_path, progress: bool,
+                 start: int, history: list):
         self.rounds, self.validating, self.validate_every = rounds, validating, validate_every
-        self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every if checkpoint_dir is not None else None
         self.history = history
         self.metrics: Optional[object] = None
         if metrics_path:

@@ -1,37 +1,94 @@
-"""The driver's end of a segment's links (the wire: segment_link.py).
+"""The driver's end of a stage's links (the protocol: link_protocol.py).
 
-Links are attached by the exchange's serving threads as the segment's tasks
-connect; the round loop then sends each round to every worker and takes the
-results back:
+The listener (transport.py) attaches each task's authenticated connection as
+its partition's link; the round loop then sends each round to every worker
+and takes the results back:
 
 - every result (the default): summed in partition order, so the mean is exact
-  and reproducible (transport.add_in_partition_order, as WeightExchange.gather);
+  and reproducible;
 - weighted by the iterations each worker did (round_seconds): each vector
   scaled by its count before it is added, the sum divided by their total;
 - the first M of K (min_workers): summed as they arrive; then the late workers
-  are told to stop and their results dropped. One thread per link reads and
-  writes it (a TLS connection is not to be read and written at once).
+  are told to stop and their results dropped.
+One thread per link reads and writes it (a TLS connection is not to be read
+and written at once).
 """
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Optional
+from contextlib import contextmanager
+from typing import Callable, Optional
 
 import numpy as np
 
 from ..errors import RoundTimeoutError
-from .segment_link import (DROPPED, ERROR, FRAME_HEADER, NEEDS_DATA, RESULT, ROUND_HEADER,
-                           STOP, LinkBroken, hang_up, readable, reading, worker_error)
-from .transport import (TRANSFER_S, Deadline, _recv_struct, add_in_partition_order,
-                        recv_exactly)
+from .link_protocol import (DROPPED, END, ERROR, FRAME_HEADER, NEEDS_DATA, RESULT, ROUND,
+                            STOP, LinkBroken, RoundStats, round_header, worker_error)
+from .sockets import Deadline, hang_up, readable, recv_exactly, recv_struct
+from .transport import TRANSFER_S
 
 POLL_S = 0.01  # how often a late worker's reader looks whether the round has closed
 
 
-class Links:
-    """One segment's K links."""
+@contextmanager
+def reading(part: int, deadline: Deadline):
+    """A failed read from a link as the driver reports it: the round's deadline
+    passed, or the link (its worker's process, or the network) was lost."""
+    try:
+        yield
+    except (OSError, ValueError) as error:
+        if deadline.expired():
+            raise RoundTimeoutError(f"partition {part} sent nothing within the round's "
+                                    f"deadline of {deadline.seconds:.0f} s") from None
+        raise LinkBroken(part, f"link lost ({type(error).__name__}: {error})") from None
+
+
+def add_in_partition_order(partitions: int, total: np.ndarray, receive: np.ndarray,
+                           read: Callable, abort: Callable) -> list:
+    """Sum the partitions' vectors into `total` in partition order, each as
+    read(part, into) leaves it; read's results, in partition order.
+
+    Partition 0 is read straight into the sum on a thread of its own while
+    partition 1 comes into `receive` (no extra copy), so their streams - and,
+    over TLS, their decryption - run side by side; later ones are read in turn
+    and added. A failure calls abort() to wake the other reader, and is the one
+    raised: the first to happen, not the one it caused.
+    """
+    results: list = [None] * partitions
+    first_failed: list = []
+
+    def read_first():
+        try:
+            results[0] = read(0, total)
+        except BaseException as error:  # noqa: BLE001 - raised below
+            first_failed.append(error)
+            abort()
+    first = threading.Thread(target=read_first, name="sparknet-gather-0", daemon=True)
+    first.start()
+
+    def join_first():
+        first.join()
+        if first_failed:
+            raise first_failed[0]
+    try:
+        for part in range(1, partitions):
+            results[part] = read(part, receive)
+            if part == 1:
+                join_first()
+            total += receive
+    except BaseException:
+        if not first_failed:  # this failure came first: it is the cause
+            abort()
+            first.join()
+            raise
+        join_first()
+    join_first()
+    return results
+
+
+class DriverLinks:
+    """One stage's K links, seen from the driver."""
 
     def __init__(self, serial: int, partitions: int):
         self.serial, self.partitions = serial, partitions
@@ -43,16 +100,18 @@ class Links:
         self._receive: Optional[np.ndarray] = None
 
     # --- attaching and ending -------------------------------------------------
-    def attach(self, part: int, conn) -> bool:
-        """Take `conn` as partition `part`'s link (False: it has one, or the segment ended)."""
+    def attach(self, serial: int, part: int, conn) -> bool:
+        """Take `conn` as partition `part`'s link (False: another stage's, a partition
+        that has one, or the stage ended)."""
         with self._cond:
-            if self._aborted is not None or part in self._conns:
+            if (serial != self.serial or not 0 <= part < self.partitions
+                    or self._aborted is not None or part in self._conns):
                 return False
             self._conns[part] = conn
             self._cond.notify_all()
         return True
 
-    def abort(self, why: str = "the segment was aborted") -> None:
+    def abort(self, why: str = "the stage was aborted") -> None:
         """Close every link: the workers' tasks end, the round loop's waits raise."""
         with self._cond:
             if self._aborted is None:
@@ -63,20 +122,18 @@ class Links:
             hang_up(conn)
 
     def close(self) -> None:
-        self.abort("the segment ended")
-        self._pool.shutdown(wait=True)
-
-    def end(self) -> None:
-        """Tell every worker the segment is over (best effort: a gone one is gone)."""
-        end = ROUND_HEADER.pack(0, 0, 0)
+        """Tell every worker the stage is over (best effort: a gone one is gone),
+        then close the links."""
         with self._cond:
             conns = list(self._conns.values())
         for conn in conns:
             try:
                 conn.settimeout(TRANSFER_S)
-                conn.sendall(end)
+                conn.sendall(round_header(END))
             except OSError:
                 pass
+        self.abort("the stage ended")
+        self._pool.shutdown(wait=True)
 
     def ready(self, deadline: Deadline) -> list:
         """Wait for every partition's first frame: the partitions whose worker has no
@@ -95,31 +152,30 @@ class Links:
                 except OSError:  # Deadline.left(): socket.timeout
                     missing = sorted(set(range(self.partitions)) - set(self._conns))
                     raise RoundTimeoutError(
-                        f"partition(s) {missing} did not connect within the segment's "
+                        f"partition(s) {missing} did not connect within the stage's "
                         f"deadline of {deadline.seconds:.0f} s") from None
             return [self._conns[p] for p in range(self.partitions)]
 
-    def _conn(self, part: int):
+    def conn(self, part: int):
         with self._cond:
             if self._aborted is not None:
                 raise LinkBroken(part, self._aborted)
             return self._conns[part]
 
     # --- frames ---------------------------------------------------------------
-    def _head(self, part: int, conn, deadline: Deadline) -> tuple[int, dict, int]:
-        """A frame's kind and meta (a worker's ERROR raised as its error), and how many
-        weight bytes follow."""
+    def _head(self, part: int, conn, deadline: Deadline) -> tuple[int, bytes, int]:
+        """A frame's kind and JSON body (a worker's ERROR raised as its error), and how
+        many weight bytes follow."""
         with reading(part, deadline):
-            kind, meta_len, nbytes = _recv_struct(conn, FRAME_HEADER, deadline)
-            body = bytearray(meta_len)
+            kind, body_len, nbytes = recv_struct(conn, FRAME_HEADER, deadline)
+            body = bytearray(body_len)
             recv_exactly(conn, memoryview(body), deadline)
-            meta = json.loads(body or b"{}")
         if kind == ERROR:
-            raise worker_error(part, meta)
-        return kind, meta, nbytes
+            raise worker_error(part, bytes(body))
+        return kind, bytes(body), nbytes
 
-    def _weights(self, part: int, conn, deadline: Deadline, into: Optional[np.ndarray],
-                 nbytes: int) -> None:
+    def weights_into(self, part: int, conn, deadline: Deadline, into: Optional[np.ndarray],
+                     nbytes: int) -> None:
         """The frame's weight bytes into `into` (none expected when it is None)."""
         expected = 0 if into is None else into.nbytes
         if nbytes != expected:
@@ -128,21 +184,20 @@ class Links:
             with reading(part, deadline):
                 recv_exactly(conn, memoryview(into).cast("B"), deadline)
 
-    def _result(self, part: int, sent, into: np.ndarray, deadline: Deadline) -> dict:
-        sent.result()  # a TLS connection is not to be read and written at once
-        conn = self._conn(part)
-        kind, meta, nbytes = self._head(part, conn, deadline)
-        if kind != RESULT:
+    def read_result(self, part: int, deadline: Deadline, kinds=(RESULT,)):
+        """(frame kind, the worker's RoundStats, weight bytes to follow)."""
+        conn = self.conn(part)
+        kind, body, nbytes = self._head(part, conn, deadline)
+        if kind not in kinds:
             raise LinkBroken(part, f"sent frame {kind} where a result belongs")
-        self._weights(part, conn, deadline, into, nbytes)
-        return meta
+        return kind, RoundStats.from_json(body), nbytes
 
     # --- rounds ---------------------------------------------------------------
     def round(self, round_no: int, tau: int, weights: np.ndarray, deadline: Deadline,
               weighted: bool = False, quorum: Optional[int] = None):
         """Send the round to every worker; (sum of their weights, the number to divide
-        it by for the mean, their stats in partition order)."""
-        header = ROUND_HEADER.pack(round_no, tau, weights.nbytes)
+        it by for the mean, their RoundStats in partition order)."""
+        header = round_header(ROUND, round_no, tau, weights.nbytes)
         sends = [self._pool.submit(self._send, part, header, weights)
                  for part in range(self.partitions)]
         if self._receive is None or self._receive.size != weights.size:
@@ -157,7 +212,7 @@ class Links:
             raise
 
     def _send(self, part: int, header: bytes, weights: np.ndarray) -> None:
-        conn = self._conn(part)
+        conn = self.conn(part)
         try:
             conn.settimeout(TRANSFER_S)
             conn.sendall(header)
@@ -167,27 +222,29 @@ class Links:
 
     def _in_order(self, sends: list, size: int, deadline: Deadline, weighted: bool):
         """Every result, added in partition order (scaled by its iterations, if weighted)."""
-        def read(part: int, into: np.ndarray) -> dict:
-            meta = self._result(part, sends[part], into, deadline)
-            _scale(into, meta, weighted)
-            return meta
+        def read(part: int, into: np.ndarray) -> RoundStats:
+            sends[part].result()  # a TLS connection is not to be read and written at once
+            _, stats, nbytes = self.read_result(part, deadline)
+            self.weights_into(part, self.conn(part), deadline, into, nbytes)
+            _scale(into, stats, weighted)
+            return stats
         total = np.empty(size, np.float32)
         stats = add_in_partition_order(self.partitions, total, self._receive, read,
                                        lambda: self.abort("a worker's result failed"))
-        divisor = sum(s["iterations"] for s in stats) if weighted else self.partitions
+        divisor = sum(s.iterations for s in stats) if weighted else self.partitions
         return total, divisor, stats
 
     def stop(self, part: int, round_no: int) -> None:
         """Close the round for `part`'s worker (from the thread that reads its link)."""
-        conn = self._conn(part)
+        conn = self.conn(part)
         with reading(part, Deadline(TRANSFER_S)):
-            conn.sendall(ROUND_HEADER.pack(round_no, 0, STOP))
+            conn.sendall(round_header(STOP, round_no))
 
 
-def _scale(vector: np.ndarray, stats: dict, weighted: bool) -> np.ndarray:
+def _scale(vector: np.ndarray, stats: RoundStats, weighted: bool) -> np.ndarray:
     """A worker's weights scaled in place by the iterations it did (weighted rounds)."""
     if weighted:
-        np.multiply(vector, np.float32(stats["iterations"]), out=vector)
+        np.multiply(vector, np.float32(stats.iterations), out=vector)
     return vector
 
 
@@ -196,27 +253,38 @@ class _Quorum:
     they arrive; once M are in, the others are told to stop and their results (or
     their DROPPED frames) are drained."""
 
-    def __init__(self, links: Links, round_no: int, needed: int, weighted: bool):
+    def __init__(self, links: DriverLinks, round_no: int, needed: int, weighted: bool):
         self.links, self.round_no, self.needed, self.weighted = links, round_no, needed, weighted
         self.lock = threading.Lock()  # one weight transfer at a time: one receive buffer
         self.taken: list = []
         self.total: Optional[np.ndarray] = None
 
     def gather(self, sends: list, deadline: Deadline):
-        size = self.links._receive.size
-        self.total = np.zeros(size, np.float32)
+        self.total = np.zeros(self.links._receive.size, np.float32)
         readers = [self.links._pool.submit(self._read, part, sends[part], deadline)
                    for part in range(self.links.partitions)]
         stats = [reader.result() for reader in readers]
-        divisor = (sum(stats[p]["iterations"] for p in self.taken) if self.weighted
+        divisor = (sum(stats[p].iterations for p in self.taken) if self.weighted
                    else len(self.taken))
-        for part, meta in enumerate(stats):
-            meta["dropped"] = part not in self.taken
+        for part, one in enumerate(stats):
+            one.dropped = part not in self.taken
         return self.total, divisor, stats
 
-    def _read(self, part: int, sent, deadline: Deadline) -> dict:
+    def _read(self, part: int, sent, deadline: Deadline) -> RoundStats:
         sent.result()
-        conn, stopped = self.links._conn(part), False
+        self._wait_readable(part, deadline)
+        kind, stats, nbytes = self.links.read_result(part, deadline, (RESULT, DROPPED))
+        with self.lock:  # a late RESULT is read too, and dropped
+            receive = self.links._receive if kind == RESULT else None
+            self.links.weights_into(part, self.links.conn(part), deadline, receive, nbytes)
+            if kind == RESULT and len(self.taken) < self.needed:
+                self.total += _scale(receive, stats, self.weighted)
+                self.taken.append(part)
+        return stats
+
+    def _wait_readable(self, part: int, deadline: Deadline) -> None:
+        """Until the worker's frame arrives; once the quorum is in, tell it to stop."""
+        conn, stopped = self.links.conn(part), False
         while not readable(conn, POLL_S):
             if deadline.expired():
                 raise RoundTimeoutError(f"round {self.round_no + 1}: fewer than "
@@ -225,16 +293,6 @@ class _Quorum:
             if not stopped and self.closed():
                 self.links.stop(part, self.round_no)
                 stopped = True
-        kind, meta, nbytes = self.links._head(part, conn, deadline)
-        if kind not in (RESULT, DROPPED):
-            raise LinkBroken(part, f"sent frame {kind} where a result belongs")
-        with self.lock:  # a late RESULT is read too, and dropped
-            receive = self.links._receive if kind == RESULT else None
-            self.links._weights(part, conn, deadline, receive, nbytes)
-            if kind == RESULT and len(self.taken) < self.needed:
-                self.total += _scale(receive, meta, self.weighted)
-                self.taken.append(part)
-        return meta
 
     def closed(self) -> bool:
         with self.lock:

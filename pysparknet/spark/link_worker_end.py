@@ -1,0 +1,90 @@
+"""The worker's end of a link (the protocol: link_protocol.py), driven top-down
+by the task that owns it (worker_task.py):
+
+    with WorkerLink.open(ticket, part) as link:
+        link.ready()
+        for round_no, tau, weights in link.rounds(buffer_for):
+            ...train, asking link.stopped() between steps when rounds may close early
+            link.send(stats, trained)
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from ..errors import TransportError
+from .link_protocol import (DROPPED, END, ERROR, NEEDS_DATA, READY, RESULT, ROUND,
+                            ROUND_HEADER, STOP, RoundStats, error_body, frame)
+from .sockets import Deadline, readable, recv_exactly, recv_struct
+from .transport import TRANSFER_S, Ticket, connect
+
+
+class WorkerLink:
+    """One task's connection to the driver, for its stage."""
+
+    def __init__(self, conn, ticket: Ticket):
+        self.conn, self.ticket = conn, ticket
+        self.round_no: Optional[int] = None  # the round being trained
+        self._stopped = False
+
+    @classmethod
+    def open(cls, ticket: Ticket, part: int) -> "WorkerLink":
+        """Connect and be taken as the partition's link (TransportError: no driver)."""
+        return cls(connect(ticket, part), ticket)
+
+    def __enter__(self) -> "WorkerLink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.conn.close()
+
+    def ready(self) -> None:
+        self._send(frame(READY))
+
+    def needs_data(self) -> None:
+        self._send(frame(NEEDS_DATA))
+
+    def error(self, error: BaseException) -> None:
+        self._send(frame(ERROR, error_body(error)))
+
+    def rounds(self, buffer_for: Callable[[int], np.ndarray]) -> Iterator[tuple]:
+        """(round, tau, weights) for each round the driver sends, until it ends the
+        stage; buffer_for(nbytes) gives the array the weights are received into."""
+        while True:
+            # Between rounds the driver validates and checkpoints: the round's deadline.
+            kind, round_no, tau, nbytes = recv_struct(self.conn, ROUND_HEADER,
+                                                      Deadline(self.ticket.deadline_s))
+            if kind == STOP:  # for a round this worker has answered already
+                continue
+            if kind == END:
+                return
+            if kind != ROUND:
+                raise TransportError(f"the driver sent a round header of kind {kind}")
+            weights = buffer_for(nbytes)
+            self.conn.settimeout(TRANSFER_S)
+            recv_exactly(self.conn, memoryview(weights).cast("B"))
+            self.round_no, self._stopped = round_no, False
+            yield round_no, tau, weights
+
+    def stopped(self) -> bool:
+        """Between solver steps: has the driver closed this round without us
+        (min_workers)? Nothing else comes mid-round, so anything readable is STOP."""
+        if not self._stopped and readable(self.conn, 0.0):
+            kind, round_no, _, _ = recv_struct(self.conn, ROUND_HEADER, Deadline(TRANSFER_S))
+            if kind != STOP or round_no != self.round_no:
+                raise TransportError(f"the driver sent a header of kind {kind} for round "
+                                     f"{round_no} in the middle of round {self.round_no}")
+            self._stopped = True
+        return self._stopped
+
+    def send(self, stats: RoundStats, trained: Optional[np.ndarray]) -> None:
+        """The round's result: its stats and weights, or (trained None) DROPPED."""
+        nbytes = 0 if trained is None else trained.nbytes
+        self._send(frame(RESULT if trained is not None else DROPPED, stats.to_json(), nbytes))
+        if nbytes:
+            self.conn.sendall(memoryview(trained).cast("B"))
+
+    def _send(self, data: bytes) -> None:
+        self.conn.settimeout(TRANSFER_S)
+        self.conn.sendall(data)

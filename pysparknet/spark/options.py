@@ -1,0 +1,120 @@
+"""The trainer's grouped options, and the checks that name a bad value.
+
+SparkNetTrainer takes these groups (exchange=, stragglers=, faults=) or their
+fields as flat keywords (tls=, round_seconds=, round_timeout=, ...), as
+earlier versions did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Optional
+
+SOLVER_STATES = ("local", "reset", "average")
+SCHEDULES = ("segments", "jobs")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """How the weights travel between the driver and the workers each round.
+
+    Args:
+        tls: TLS 1.3 on every link, pinned to a certificate the run issues in its
+            tasks (the default). False sends weights and the run secret in clear:
+            for networks where every host is trusted.
+    """
+
+    tls: bool = True
+
+
+@dataclass(frozen=True)
+class Stragglers:
+    """Rounds that do not wait for the slowest worker.
+
+    Args:
+        round_seconds: each worker trains tau iterations or this many seconds,
+            whichever comes first; the mean weighs each worker by the iterations
+            it did.
+        min_workers: a round closes once this many of the K workers have reported;
+            the others stop at their next iteration and their results are dropped.
+    """
+
+    round_seconds: Optional[float] = None
+    min_workers: Optional[int] = None
+
+    @property
+    def active(self) -> bool:
+        return self.round_seconds is not None or self.min_workers is not None
+
+
+@dataclass(frozen=True)
+class Faults:
+    """How long the driver waits before it calls something lost.
+
+    Args:
+        round_timeout: seconds a round's results may take before the fit fails
+            (default: 10x the slowest recent round, at least 300 s; an hour for
+            the first, which builds the solvers).
+        slots_timeout: how long fit() waits for the cluster to offer num_workers
+            task slots at once.
+    """
+
+    round_timeout: Optional[float] = None
+    slots_timeout: float = 15.0
+
+
+def merged(group, given, flat: dict):
+    """The group (given, or its defaults) with the flat keywords that were passed;
+    ValueError when one is passed both ways."""
+    group_type = type(group)
+    chosen = given if given is not None else group
+    passed = {name: value for name, value in flat.items() if value is not None}
+    if given is not None and passed:
+        raise ValueError(f"pass {', '.join(passed)} either inside "
+                         f"{group_type.__name__}(...) or as keywords, not both")
+    known = {f.name for f in fields(group_type)}
+    return replace(chosen, **{k: v for k, v in passed.items() if k in known})
+
+
+def check_schedule(schedule: Optional[str], conf) -> str:
+    """'segments' (the default) or 'jobs', refused where Spark cannot run it."""
+    schedule = schedule or "segments"
+    if schedule not in SCHEDULES:
+        raise ValueError(f"rounds must be 'segments' (many rounds in one barrier stage) or "
+                         f"'jobs' (one Spark job a round), got {schedule!r}")
+    if schedule == "segments" and conf.get("spark.dynamicAllocation.enabled",
+                                           "false").lower() == "true":
+        raise ValueError("rounds='segments' runs barrier stages, which Spark does not run "
+                         "with spark.dynamicAllocation.enabled: turn it off, or use "
+                         "rounds='jobs'")
+    return schedule
+
+
+def check_sync(sync: Optional[str]) -> None:
+    if sync in (None, "socket"):
+        return
+    if sync == "spark":
+        raise ValueError("sync='spark' (weights by Spark broadcast and task results) was "
+                         "removed: the weights travel over the run's TLS links in every "
+                         "schedule; drop the argument")
+    raise ValueError(f"sync must be 'socket', got {sync!r}")
+
+
+def check_stragglers(stragglers: Stragglers, num_workers: int) -> None:
+    seconds, minimum = stragglers.round_seconds, stragglers.min_workers
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(
+            seconds, (int, float)) or not seconds > 0):
+        raise ValueError(f"round_seconds must be a number of seconds > 0, got {seconds!r}")
+    if minimum is not None and (isinstance(minimum, bool) or not isinstance(
+            minimum, int) or not 1 <= minimum <= num_workers):
+        raise ValueError(f"min_workers must be a whole number from 1 to num_workers "
+                         f"({num_workers}), got {minimum!r}")
+
+
+def check_options(num_workers, on_unassigned_gpu: str, solver_state: str) -> None:
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers <= 0:
+        raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
+    if on_unassigned_gpu not in ("warn", "error"):
+        raise ValueError(f"on_unassigned_gpu must be 'warn' or 'error', got "
+                         f"{on_unassigned_gpu!r}")
+    if solver_state not in SOLVER_STATES:
+        raise ValueError(f"solver_state must be one of {SOLVER_STATES}, got {solver_state!r}")

@@ -1,0 +1,119 @@
+"""A stage's task on an executor: its partition's solver trains the rounds the
+driver sends over the task's link (link_worker_end.py).
+
+The data is the partition's cached (images, labels) pair - read only when the
+task carries it: later stages run data-free, on the solver this worker kept -
+or, with a broadcast StreamSource, the partition the worker reads from its
+source. A worker with no solver and no data says so, and the driver reruns the
+stage with the data.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Optional
+
+import numpy as np
+
+from ..data.partitions import drain
+from ..errors import DataError
+from ..weights import WeightCollection
+from .link_protocol import RoundStats
+from .link_worker_end import WorkerLink
+from .local_steps import slowdown, train_steps
+from .solvers import NetSpec, Solver, release, solver_for
+
+
+def run_stage_task(index: int, records: Iterable, spec_bc, first_round: int, start_iter: int,
+                   ticket, stream_bc=None):
+    """One worker's task of a stage (Spark's mapPartitionsWithIndex function): yields
+    (partition, how the task ended, rounds trained), for the Spark UI and logs."""
+    spec = spec_bc.value
+    try:
+        data = _task_data(index, records, stream_bc)
+        solver, rebuilt = solver_for(spec, index, data, first_round, start_iter)
+        failure = None
+    except Exception as error:  # noqa: BLE001 - reported to the driver over the link
+        solver, rebuilt, failure = None, False, error
+    trained = 0
+    try:
+        with WorkerLink.open(ticket, index) as link:
+            if failure is not None:
+                link.error(failure)
+                ended = "error"
+            elif solver is None:
+                link.needs_data()
+                ended = "needs data"
+            else:
+                link.ready()
+                ended, trained = _serve_rounds(link, solver, spec, index, rebuilt)
+    except OSError as lost:  # the driver ended the stage or went away
+        ended = f"link closed ({type(lost).__name__})"
+    yield index, ended, trained
+
+
+def _serve_rounds(link: WorkerLink, solver: Solver, spec: NetSpec, index: int,
+                  rebuilt: bool) -> tuple[str, int]:
+    trained = 0
+    for round_no, tau, weights in link.rounds(solver.buffer_for):
+        try:
+            result, stats = train_round(solver, spec, index, tau, round_no, weights,
+                                        rebuilt, link.stopped)
+        except Exception as error:  # noqa: BLE001 - reported to the driver
+            link.error(error)
+            return "error", trained
+        link.send(stats, result)
+        trained, rebuilt = trained + 1, False
+    return "stage over", trained
+
+
+def _task_data(index: int, records: Iterable, stream_bc):
+    """What the task carried for its partition's solver: the cached (images, labels)
+    pair, the stream's partition, or None (a data-free task)."""
+    items = list(records)  # all of it: a worker that leaves input unread is not reused
+    if stream_bc is not None:
+        return stream_bc.value.parts[index]
+    if len(items) > 1:
+        raise DataError(f"partition {index} holds {len(items)} items, expected 1")
+    return items[0] if items else None
+
+
+def train_round(solver: Solver, spec: NetSpec, index: int, tau: int, round_no: int,
+                flat: np.ndarray, rebuilt: bool, stopped=None):
+    """Set the round's weights (in flat), train tau steps (or fewer: local_steps.py):
+    (the trained weights, written back into flat - None when the driver closed the
+    round without them - and the round's RoundStats)."""
+    net = solver.net
+    weights_size = _set_round_state(net, flat, spec.solver_state)
+    tic = time.perf_counter()
+    steps = train_steps(net, tau, spec.round_seconds, stopped, slowdown(index))
+    compute_s = time.perf_counter() - tic
+    solver.next_round, solver.used = round_no + 1, time.monotonic()
+    outputs = {name: float(value) for name, value in steps.outputs.items()}
+    stats = RoundStats(index, outputs, compute_s, rebuilt, solver.skipped(), steps.iterations,
+                       steps.stopped)
+    if steps.stopped:
+        return None, stats
+    net.get_weights(WeightCollection(net.layout, flat[:weights_size]))
+    if weights_size < flat.size:  # 'average': the history goes back with the weights
+        net.get_history(flat[weights_size:])
+    return flat, stats
+
+
+def _set_round_state(net, flat: np.ndarray, solver_state: str) -> int:
+    """Set the round's weights (and history, as solver_state says) from flat; how
+    many of its floats were weights (the rest, if any, is history)."""
+    weights_size = sum(b.size for b in net.layout)
+    net.set_weights(WeightCollection(net.layout, flat[:weights_size]))
+    if solver_state == "reset":
+        net.set_history(np.zeros(net.history_size(), np.float32))
+    elif solver_state == "average":
+        net.set_history(flat[weights_size:])
+    return weights_size
+
+
+def release_task(run_id: str):
+    """A task that frees this worker's solvers of a run (mapPartitions function)."""
+    def free(records):
+        drain(records)
+        yield release(run_id)
+    return free
