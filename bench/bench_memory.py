@@ -10,10 +10,10 @@ solver history - exactly the "beyond Caffe's own" the question asks about:
 - executors: their Python workers start with PYTHONTRACEMALLOC=1; after the
   run a probe job on each executor reads its worker's peak (whole run).
 
-The JVMs' resident sizes are shown for completeness (the sync path decides
+The JVMs' resident sizes are shown for completeness (the schedule decides
 whether model-sized byte arrays pass through them).
 
-    python bench/bench_memory.py [--workers 2] [--rounds 4] [--sync socket|spark]
+    python bench/bench_memory.py [--workers 2] [--rounds 4] [--schedule segments|jobs]
 """
 from __future__ import annotations
 

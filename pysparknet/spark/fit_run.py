@@ -17,10 +17,9 @@ from ..errors import DataError, TrainingDivergedError
 from ..outer import OuterOptimizer
 from . import checkpoint, exchange_tls, executors, slots
 from .round_log import RoundLog
-from .solvers import NetSpec
+from .solvers import NetSpec, release_task
 from .training_set import TrainingSet, training_set, validation_arrays
 from .transport import LinkListener
-from .worker_task import release_task
 
 _LOG = logging.getLogger("pysparknet")
 # Checkpoints written before these settings existed were written with these values.

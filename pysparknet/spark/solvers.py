@@ -16,6 +16,7 @@ import numpy as np
 
 from pyspark import TaskContext
 
+from ..data.partitions import drain
 from ..errors import NetArgumentError
 from ..net import Net
 from ..proto import caffe_pb2
@@ -157,3 +158,11 @@ def release(run_id: str) -> int:
         _SOLVERS.pop(key).net.close()
     release_buffers(run_id)
     return len(keys)
+
+
+def release_task(run_id: str):
+    """A task that frees this worker's solvers of a run (a mapPartitions function)."""
+    def free(records):
+        drain(records)
+        yield release(run_id)
+    return free

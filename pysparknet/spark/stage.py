@@ -22,7 +22,6 @@ from .link_driver_end import DriverLinks
 from .link_protocol import LinkBroken
 from .sockets import Deadline
 from .transport import LinkListener
-from .worker_task import run_stage_task
 
 _LOG = logging.getLogger("pysparknet")
 JOIN_S = 60.0  # how long the driver waits for a stage's tasks to end after it
@@ -107,9 +106,11 @@ class StagedRounds:
     barrier = True
     kind = "stage"
 
-    def __init__(self, sc, num_workers: int, slots_timeout: float, max_attempts: int,
+    def __init__(self, sc, task, num_workers: int, slots_timeout: float, max_attempts: int,
                  weighted: bool = False, quorum: Optional[int] = None):
-        self.sc, self.num_workers = sc, num_workers
+        """task: what each task runs (worker_task.run_stage_task, given here so that the
+        driver's side does not import the executors')."""
+        self.sc, self.task, self.num_workers = sc, task, num_workers
         self.slots_timeout, self.max_attempts = slots_timeout, max_attempts
         self.gather = {"weighted": weighted, "quorum": quorum}
         self.stage: Optional[Stage] = None
@@ -162,7 +163,7 @@ class StagedRounds:
             slots.wait_for_slots(self.sc, self.num_workers, self.slots_timeout)
             self.stage = self._new_stage(r, last, rounds, run)
             rdd = train.data_free if train.solvers_built else train.with_data
-            task = partial(run_stage_task, spec_bc=run.spec, first_round=r,
+            task = partial(self.task, spec_bc=run.spec, first_round=r,
                            start_iter=start_iter, stream_bc=train.stream)
             needs_data = self.stage.start(rdd, task, deadline_s)
             if not needs_data:

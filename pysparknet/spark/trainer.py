@@ -26,6 +26,7 @@ from .round_log import RoundLog
 from .schedule_jobs import JobSchedule
 from .schedule_segments import SegmentSchedule
 from .tau import TauSchedule, TauSpec
+from .worker_task import run_stage_task
 
 
 @dataclass
@@ -120,7 +121,7 @@ class SparkNetTrainer:
 
     def _schedule(self):
         kind = SegmentSchedule if self.schedule == "segments" else JobSchedule
-        return kind(self.sc, self.num_workers, self.faults.slots_timeout,
+        return kind(self.sc, run_stage_task, self.num_workers, self.faults.slots_timeout,
                     slots.max_task_attempts(self.sc),
                     weighted=self.stragglers.round_seconds is not None,
                     quorum=self.stragglers.min_workers)

@@ -14,13 +14,12 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ..data.partitions import drain
 from ..errors import DataError
 from ..weights import WeightCollection
 from .link_protocol import RoundStats
 from .link_worker_end import WorkerLink
 from .local_steps import slowdown, train_steps
-from .solvers import NetSpec, Solver, release, solver_for
+from .solvers import NetSpec, Solver, solver_for
 
 
 def run_stage_task(index: int, records: Iterable, spec_bc, first_round: int, start_iter: int,
@@ -109,11 +108,3 @@ def _set_round_state(net, flat: np.ndarray, solver_state: str) -> int:
     elif solver_state == "average":
         net.set_history(flat[weights_size:])
     return weights_size
-
-
-def release_task(run_id: str):
-    """A task that frees this worker's solvers of a run (mapPartitions function)."""
-    def free(records):
-        drain(records)
-        yield release(run_id)
-    return free
