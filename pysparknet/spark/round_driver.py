@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import TrainingDivergedError
 from ..outer import OuterOptimizer
 from ..weights import WeightCollection
+from .stage import RoundPlan
 from .tau import TauSchedule
 
 FIRST_ROUND_TIMEOUT_S = 3600.0  # no round times known yet: solvers build, data caches
@@ -50,9 +51,9 @@ class RoundDriver:
         sent = self.outer.to_workers(weights.flat)
         shipped = sent if self.averaged_history is None else \
             np.concatenate([sent, self.averaged_history])
-        total, divisor, stats = self.schedule.round(
-            r, rounds, tau, self.tau.iterations_before(r), run, shipped,
-            self.round_deadline(log.history), log.checkpoint_every)
+        plan = RoundPlan(r, rounds, tau, self.tau.iterations_before(r),
+                         self.round_deadline(log.history), log.checkpoint_every)
+        total, divisor, stats = self.schedule.round(plan, run, shipped)
         losses = [training_loss(s.outputs) for s in stats if not s.dropped]
         if not all(math.isfinite(loss) for loss in losses):
             raise TrainingDivergedError(f"round {r + 1}: a worker's loss is {losses}; the "

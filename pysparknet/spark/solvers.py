@@ -43,6 +43,8 @@ class Solver:
     """A partition's persistent Net, and the buffer its weights travel in (reused)."""
 
     net: Net
+    spec: NetSpec
+    index: int  # the partition it trains
     data: object  # what the Net reads: the cached arrays, or a stream's buffer
     next_round: int  # the round this solver trains next; any other finds it stale
     buffer: Optional[np.ndarray] = None
@@ -139,7 +141,7 @@ def _new_solver(spec: NetSpec, key: tuple, index: int, data, round_no: int, star
     net.iteration = start_iter  # the learning-rate schedule goes on
     if skip:
         net.skip_training_batches(start_iter)  # and the data where the lost solver was
-    solver = _SOLVERS[key] = Solver(net, data, round_no, used=time.monotonic())
+    solver = _SOLVERS[key] = Solver(net, spec, index, data, round_no, used=time.monotonic())
     return solver
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from functools import partial
 from typing import Optional
 
@@ -98,6 +99,18 @@ class Stage:
         self.listener.expect(None)
 
 
+@dataclass(frozen=True)
+class RoundPlan:
+    """What the driver asks of one round."""
+
+    number: int  # 0-based
+    of: int  # the rounds the fit (or the batch) runs
+    tau: int
+    start_iter: int  # solver iterations done before it
+    deadline_s: float  # for its results
+    checkpoint_every: Optional[int] = None  # None: no checkpoints (stages run to `of`)
+
+
 class StagedRounds:
     """A fit's rounds in stages (the schedules' shared part): opens a stage when a
     round needs one, closes it after its last round, and reruns it from the round
@@ -119,17 +132,16 @@ class StagedRounds:
         """One past the last round a stage opened at round r runs."""
         raise NotImplementedError
 
-    def round(self, r: int, rounds: int, tau: int, start_iter: int, run, weights,
-              deadline_s: float, checkpoint_every: Optional[int] = None):
-        """Round r (0-based) of `rounds` in the open stage, or a new one: (sum of the
-        workers' weights, what divides it for the mean, their RoundStats)."""
-        attempts = 0
+    def round(self, plan: RoundPlan, run, weights):
+        """The planned round in the open stage, or a new one: (sum of the workers'
+        weights, what divides it for the mean, their RoundStats)."""
+        attempts, r = 0, plan.number
         while True:
             try:
                 if self.stage is None:
-                    last = self.last_round(r, rounds, checkpoint_every)
-                    self._open(r, last, rounds, start_iter, run, deadline_s)
-                result = self.stage.round(r, tau, weights, deadline_s, **self.gather)
+                    self._open(plan, run)
+                result = self.stage.round(r, plan.tau, weights, plan.deadline_s,
+                                          **self.gather)
             except LinkBroken as broken:
                 attempts += 1
                 self._rerun_or_raise(r, broken, attempts, run)
@@ -156,16 +168,16 @@ class StagedRounds:
                      "solvers rebuilt from their data where lost", r + 1, broken, r + 1)
         run.train.solvers_built = False  # the rerun's tasks carry their data
 
-    def _open(self, r: int, last: int, rounds: int, start_iter: int, run,
-              deadline_s: float) -> None:
-        train = run.train
+    def _open(self, plan: RoundPlan, run) -> None:
+        train, r = run.train, plan.number
+        last = self.last_round(r, plan.of, plan.checkpoint_every)
         for _ in range(2):  # a second pass only when a worker lost its solver meanwhile
             slots.wait_for_slots(self.sc, self.num_workers, self.slots_timeout)
-            self.stage = self._new_stage(r, last, rounds, run)
+            self.stage = self._new_stage(r, last, plan.of, run)
             rdd = train.data_free if train.solvers_built else train.with_data
             task = partial(self.task, spec_bc=run.spec, first_round=r,
-                           start_iter=start_iter, stream_bc=train.stream)
-            needs_data = self.stage.start(rdd, task, deadline_s)
+                           start_iter=plan.start_iter, stream_bc=train.stream)
+            needs_data = self.stage.start(rdd, task, plan.deadline_s)
             if not needs_data:
                 train.solvers_built = True
                 return

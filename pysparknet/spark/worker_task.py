@@ -19,7 +19,7 @@ from ..weights import WeightCollection
 from .link_protocol import RoundStats
 from .link_worker_end import WorkerLink
 from .local_steps import slowdown, train_steps
-from .solvers import NetSpec, Solver, solver_for
+from .solvers import Solver, solver_for
 
 
 def run_stage_task(index: int, records: Iterable, spec_bc, first_round: int, start_iter: int,
@@ -44,19 +44,17 @@ def run_stage_task(index: int, records: Iterable, spec_bc, first_round: int, sta
                 ended = "needs data"
             else:
                 link.ready()
-                ended, trained = _serve_rounds(link, solver, spec, index, rebuilt)
+                ended, trained = _serve_rounds(link, solver, rebuilt)
     except OSError as lost:  # the driver ended the stage or went away
         ended = f"link closed ({type(lost).__name__})"
     yield index, ended, trained
 
 
-def _serve_rounds(link: WorkerLink, solver: Solver, spec: NetSpec, index: int,
-                  rebuilt: bool) -> tuple[str, int]:
+def _serve_rounds(link: WorkerLink, solver: Solver, rebuilt: bool) -> tuple[str, int]:
     trained = 0
     for round_no, tau, weights in link.rounds(solver.buffer_for):
         try:
-            result, stats = train_round(solver, spec, index, tau, round_no, weights,
-                                        rebuilt, link.stopped)
+            result, stats = train_round(solver, round_no, tau, weights, rebuilt, link.stopped)
         except Exception as error:  # noqa: BLE001 - reported to the driver
             link.error(error)
             return "error", trained
@@ -76,12 +74,12 @@ def _task_data(index: int, records: Iterable, stream_bc):
     return items[0] if items else None
 
 
-def train_round(solver: Solver, spec: NetSpec, index: int, tau: int, round_no: int,
-                flat: np.ndarray, rebuilt: bool, stopped=None):
+def train_round(solver: Solver, round_no: int, tau: int, flat: np.ndarray, rebuilt: bool,
+                stopped=None):
     """Set the round's weights (in flat), train tau steps (or fewer: local_steps.py):
     (the trained weights, written back into flat - None when the driver closed the
     round without them - and the round's RoundStats)."""
-    net = solver.net
+    net, spec, index = solver.net, solver.spec, solver.index
     weights_size = _set_round_state(net, flat, spec.solver_state)
     tic = time.perf_counter()
     steps = train_steps(net, tau, spec.round_seconds, stopped, slowdown(index))
