@@ -62,9 +62,16 @@ def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmni
             spark.stop()
     assert killed, "no executor was killed"
     assert sum(h["rebuilt_solvers"] for h in disturbed.history[4:]) >= 1
+    # The rerun round is recorded once: the same 16 rounds in both records.
+    assert [h["round"] for h in disturbed.history] == list(range(1, 17))
     before, after = undisturbed.history[-1]["val_accuracy"], disturbed.history[-1]["val_accuracy"]
     print(f"undisturbed {before:.4f}, executor killed in round 5: {after:.4f}")
-    assert abs(before - after) <= 0.005
+    # The rebuilt solver resumes at its predecessor's data position and iteration but
+    # with its momentum at zero (solver_state='local' keeps momentum only in the
+    # executor), so the two trajectories part after round 5: CI saw 0.64 points
+    # between them. A rerun that lost or repeated data, or restarted from round 1's
+    # weights, lands several points away.
+    assert abs(before - after) <= 0.01
 
 
 def test_a_host_lost_mid_segment_fails_fast_with_the_cause(tmp_path, fmnist_train):
