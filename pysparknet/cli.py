@@ -234,9 +234,10 @@ def _add_train_run_options(train) -> None:
     train.add_argument("--device", default="cpu",
                        help="cpu; gpu (the GPU Spark assigns each task: set "
                             "spark.task.resource.gpu.amount); or gpu:N")
-    train.add_argument("--slots-timeout", type=float, default=15.0,
-                       help="seconds to wait for K task slots (at the start, and when a "
-                            "lost worker is being replaced)")
+    train.add_argument("--slots-timeout", type=float, default=300.0,
+                       help="seconds to wait for executors still starting to offer K task "
+                            "slots (at the start, and when a lost worker is being "
+                            "replaced); a cluster that can never offer K fails at once")
     train.add_argument("--conf", action="append", metavar="KEY=VALUE",
                        help="a Spark setting, as spark-submit takes it (repeatable), e.g. "
                             "--conf spark.driver.host=driver")

@@ -126,7 +126,7 @@ def add_parser(sub, net: str) -> None:
     p.add_argument("--master", help="Spark master (default local-cluster[K,1,MB])")
     p.add_argument("--executor-mb", type=int, default=EXECUTOR_MB)
     p.add_argument("--conf", action="append", metavar="KEY=VALUE", help="a Spark setting")
-    p.add_argument("--slots-timeout", type=float, default=120.0)
+    p.add_argument("--slots-timeout", type=float, default=300.0)
     p.add_argument("--validate-every", type=int, default=10, help="rounds")
     p.add_argument("--checkpoint-dir", type=Path)
     p.add_argument("--checkpoint-every", type=int, default=10, help="rounds")

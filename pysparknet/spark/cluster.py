@@ -56,19 +56,32 @@ class StandaloneCluster:
             return json.load(r)
 
     def start(self, timeout: float = 90) -> "StandaloneCluster":
+        """The master and every worker, registered within `timeout` seconds."""
+        self.start_master()
+        self.start_workers(range(self.workers))
+        return self.wait_for_workers(self.workers, timeout)
+
+    def start_master(self) -> "StandaloneCluster":
         self._spark_class("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                           "--port", str(self.port), "--webui-port", str(self.ui_port),
                           log="master.log")
-        for i in range(self.workers):
+        return self
+
+    def start_workers(self, indices) -> None:
+        """Worker daemons `indices` (a cluster's hosts may join after the app starts)."""
+        for i in indices:
             self._spark_class("org.apache.spark.deploy.worker.Worker", self.master_url,
                               "--host", "127.0.0.1", "--cores", str(self.cores),
                               "--memory", self.memory, "--webui-port", "0",
                               "--work-dir", str(self.work_dir / f"worker{i}"),
                               log=f"worker{i}.log")
+
+    def wait_for_workers(self, count: int, timeout: float = 90) -> "StandaloneCluster":
+        """Until the master counts `count` alive workers; RuntimeError with the logs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if self.status().get("aliveworkers", 0) >= self.workers:
+                if self.status().get("aliveworkers", 0) >= count:
                     return self
             except OSError:
                 pass

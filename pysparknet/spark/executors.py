@@ -44,7 +44,7 @@ FIXES = ("executors must run a Python with pysparknet installed (the same versio
          "PYSPARK_PYTHON into it, as Spark's Python package management docs describe")
 
 
-def check_executors(sc, tasks: int, timeout_s: float = 30.0) -> None:
+def check_executors(sc, tasks: int, timeout_s: float = 120.0) -> None:
     """One small job (`tasks` tasks): ClusterError naming the executors' Python and
     the fixes if they cannot import pysparknet, or run another build of it."""
     mine = (__version__, build_info()["key"])

@@ -54,12 +54,14 @@ class Faults:
         round_timeout: seconds a round's results may take before the fit fails
             (default: 10x the slowest recent round, at least 300 s; an hour for
             the first, which builds the solvers).
-        slots_timeout: how long fit() waits for the cluster to offer num_workers
-            task slots at once.
+        slots_timeout: how long fit() (and a stage's rerun) waits for executors
+            that could still register to offer num_workers task slots at once
+            (default 300 s, as YARN or Kubernetes executors take 30-120 s to
+            start); a cluster whose settings can never offer them fails at once.
     """
 
     round_timeout: Optional[float] = None
-    slots_timeout: float = 15.0
+    slots_timeout: float = 300.0
 
 
 def merged(group, given, flat: dict):

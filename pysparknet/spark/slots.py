@@ -16,6 +16,7 @@ import time
 import warnings
 
 from ..errors import ClusterError
+from .capacity import capacity
 
 _LOG = logging.getLogger("pysparknet")
 
@@ -52,26 +53,46 @@ def executor_count(sc) -> int:
 
 
 def wait_for_slots(sc, needed: int, timeout_s: float) -> int:
-    """Wait (executors register after the session starts) until `needed` tasks can run
-    at once; ClusterError after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        slots = concurrent_slots(sc)
-        if slots >= needed:
-            break
-        if time.monotonic() >= deadline:
+    """Wait until `needed` tasks can run at once. ClusterError at once when the
+    cluster's settings can never offer that many; after timeout_s when executors
+    that could still come have not registered (with a progress line meanwhile)."""
+    most = capacity(sc.getConf(), sc.master)
+    if most.most_slots is not None and most.most_slots < needed:
+        raise ClusterError(
+            f"the cluster can run at most {most.most_slots} task(s) at once ({most.reason}); "
+            f"SparkNet with num_workers={needed} needs {needed} at once (a round's tasks "
+            f"wait for each other). {_MORE_SLOTS}")
+    started, next_note = time.monotonic(), _NOTE_EVERY_S
+    slots = concurrent_slots(sc)
+    while slots < needed:
+        waited = time.monotonic() - started
+        if waited >= timeout_s:
             raise ClusterError(
-                f"the cluster runs {slots} task(s) at once; SparkNet with num_workers={needed} "
-                f"needs {needed} at once (a round's tasks wait for each other). Add executors "
-                "or cores (spark.executor.instances, spark.cores.max), or lower num_workers")
+                f"the cluster runs {slots} task(s) at once; SparkNet with num_workers="
+                f"{needed} needs {needed} at once, and no more executors registered in "
+                f"{timeout_s:.0f} s (Faults(slots_timeout=...)). {_MORE_SLOTS}")
+        if waited >= next_note:  # executors still starting: say so, now and then
+            _LOG.warning("waiting for executors: %d of %d task slots after %.0f s (up to "
+                         "%.0f s)", slots, needed, waited, timeout_s)
+            next_note += _NOTE_EVERY_S
         time.sleep(0.25)
+        slots = concurrent_slots(sc)
+    _warn_shared_executors(sc, needed, slots)
+    return slots
+
+
+_MORE_SLOTS = ("Add executors or cores (spark.executor.instances, spark.cores.max), or "
+               "lower num_workers")
+_NOTE_EVERY_S = 15.0
+
+
+def _warn_shared_executors(sc, needed: int, slots: int) -> None:
     executors = executor_count(sc)
     if needed > 1 and executors and slots > executors:
         _LOG.warning("executors run %d task slots between %d executors: partitions can move "
                      "between an executor's Python workers, rebuilding their solvers; set "
                      "spark.executor.cores=1 (or spark.task.cpus to the executor's cores) for "
                      "reproducible runs", slots, executors)
-    return slots
 
 
 def check_gpu_assignment(conf, on_unassigned_gpu: str) -> None:
