@@ -18,6 +18,7 @@ import os
 import ssl
 import tempfile
 from dataclasses import dataclass
+from typing import Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,6 +35,22 @@ class RunCredentials:
 
     certificate: bytes  # PEM: the pin the workers trust
     key: bytes  # PEM, unencrypted, kept in the driver's memory only
+
+
+@dataclass(frozen=True)
+class RingKeys:
+    """What a run's tasks carry for the links among its workers (exchange='ring'):
+    the ring's own certificate and key, every worker both ends (None: TLS off)."""
+
+    certificate: Optional[bytes]
+    key: Optional[bytes]
+
+    @classmethod
+    def issue(cls, tls: bool) -> "RingKeys":
+        if not tls:
+            return cls(None, None)
+        credentials = generate("pysparknet-ring")
+        return cls(credentials.certificate, credentials.key)
 
 
 def generate(host: str) -> RunCredentials:

@@ -104,7 +104,8 @@ class FitRun:
             trainer.on_unassigned_gpu, trainer.solver_state,
             trainer.stragglers.round_seconds, buffer_records))
         bind, advertise = self._listen_addresses()
-        self.listener = LinkListener(bind, advertise=advertise, tls=trainer.exchange.tls)
+        self.listener = LinkListener(bind, advertise=advertise, tls=trainer.exchange.tls,
+                                     ring=trainer.exchange.kind == "ring")
         if trainer.exchange.tls:
             exchange_tls.warn_if_rpc_in_clear(self.sc.getConf())
         else:

@@ -15,16 +15,18 @@ and written at once).
 """
 from __future__ import annotations
 
+import json
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Callable, Optional
 
 import numpy as np
 
 from ..errors import RoundTimeoutError
-from .link_protocol import (DROPPED, END, ERROR, FRAME_HEADER, NEEDS_DATA, RESULT, ROUND,
-                            STOP, LinkBroken, RoundStats, round_header, worker_error)
+from .link_protocol import (DROPPED, END, ERROR, FRAME_HEADER, NEEDS_DATA, PEERS, RESULT,
+                            ROUND, STOP, LinkBroken, RoundStats, round_header, worker_error)
+from .ring_reduce import chunk_bounds
 from .sockets import Deadline, hang_up, readable, recv_exactly, recv_struct
 from .transport import TRANSFER_S
 
@@ -90,8 +92,10 @@ def add_in_partition_order(partitions: int, total: np.ndarray, receive: np.ndarr
 class DriverLinks:
     """One stage's K links, seen from the driver."""
 
-    def __init__(self, serial: int, partitions: int):
-        self.serial, self.partitions = serial, partitions
+    def __init__(self, serial: int, partitions: int, ring: bool = False):
+        self.serial, self.partitions, self.ring = serial, partitions, ring
+        self.ring_addresses: list = []  # exchange='ring': each worker's, from READY
+        self._rounds_sent = 0
         self._conns: dict = {}
         self._cond = threading.Condition()
         self._aborted: Optional[str] = None
@@ -139,8 +143,24 @@ class DriverLinks:
         """Wait for every partition's first frame: the partitions whose worker has no
         solver and whose task carried no data (empty: all are ready)."""
         conns = self._all_attached(deadline)
-        return [part for part, conn in enumerate(conns)
-                if self._head(part, conn, deadline)[0] == NEEDS_DATA]
+        firsts = [self._head(part, conn, deadline) for part, conn in enumerate(conns)]
+        needs_data = [part for part, (kind, _, _) in enumerate(firsts) if kind == NEEDS_DATA]
+        if self.ring and not needs_data:
+            self.ring_addresses = [_ring_address(part, body)
+                                   for part, (_, body, _) in enumerate(firsts)]
+        return needs_data
+
+    def send_peers(self) -> None:
+        """exchange='ring': every worker gets the ring's addresses, in rank order."""
+        body = json.dumps({"peers": self.ring_addresses}).encode()
+        for part in range(self.partitions):
+            conn = self.conn(part)
+            try:
+                conn.settimeout(TRANSFER_S)
+                conn.sendall(round_header(PEERS, nbytes=len(body)) + body)
+            except OSError as error:
+                raise LinkBroken(part, f"link lost sending the ring's addresses ({error})") \
+                    from None
 
     def _all_attached(self, deadline: Deadline) -> list:
         with self._cond:
@@ -197,15 +217,21 @@ class DriverLinks:
               weighted: bool = False, quorum: Optional[int] = None):
         """Send the round to every worker; (sum of their weights, the number to divide
         it by for the mean, their RoundStats in partition order)."""
+        size = weights.size
+        if self.ring and self._rounds_sent:  # the ring's workers hold the mean
+            weights = weights[:0]
+        self._rounds_sent += 1
         header = round_header(ROUND, round_no, tau, weights.nbytes)
         sends = [self._pool.submit(self._send, part, header, weights)
                  for part in range(self.partitions)]
         if self._receive is None or self._receive.size != weights.size:
             self._receive = np.empty(weights.size, np.float32)
         try:
+            if self.ring:
+                return self._ring_chunks(sends, size, deadline)
             if quorum is not None and quorum < self.partitions:
                 return _Quorum(self, round_no, quorum, weighted).gather(sends, deadline)
-            return self._in_order(sends, weights.size, deadline, weighted)
+            return self._in_order(sends, size, deadline, weighted)
         except BaseException:
             self.abort("a worker's result failed")  # wakes every reader
             wait(sends)
@@ -233,6 +259,30 @@ class DriverLinks:
                                        lambda: self.abort("a worker's result failed"))
         divisor = sum(s.iterations for s in stats) if weighted else self.partitions
         return total, divisor, stats
+
+    def _ring_chunks(self, sends: list, size: int, deadline: Deadline):
+        """exchange='ring': the workers summed among themselves; each sends one chunk
+        of the sum (the weights, then the count that divides them)."""
+        total = np.empty(size + 1, np.float32)
+        bounds = chunk_bounds(total.size, self.partitions)
+
+        def read(part: int) -> RoundStats:
+            sends[part].result()
+            _, stats, nbytes = self.read_result(part, deadline)
+            if not 0 <= stats.chunk < self.partitions:
+                raise LinkBroken(part, f"sent chunk {stats.chunk} of {self.partitions}")
+            start, end = bounds[stats.chunk]
+            self.weights_into(part, self.conn(part), deadline, total[start:end], nbytes)
+            return stats
+        readers = [self._pool.submit(read, part) for part in range(self.partitions)]
+        done, _ = wait(readers, return_when=FIRST_EXCEPTION)
+        for reader in done:  # the first failure is the cause, whichever link it was
+            if reader.exception() is not None:
+                raise reader.exception()
+        stats = [reader.result() for reader in readers]
+        if sorted(s.chunk for s in stats) != list(range(self.partitions)):
+            raise LinkBroken(-1, f"the ring's chunks were {[s.chunk for s in stats]}")
+        return total[:size], float(total[size]), stats
 
     def stop(self, part: int, round_no: int) -> None:
         """Close the round for `part`'s worker (from the thread that reads its link)."""
@@ -297,3 +347,14 @@ class _Quorum:
     def closed(self) -> bool:
         with self.lock:
             return len(self.taken) >= self.needed
+
+
+def _ring_address(part: int, body: bytes) -> list:
+    """A READY frame's ring address ([host, port]), checked."""
+    try:
+        host, port = json.loads(body)["ring"]
+        if isinstance(host, str) and isinstance(port, int) and 0 < port < 65536:
+            return [host, port]
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise LinkBroken(part, f"sent no ring address with READY ({body[:100]!r})")

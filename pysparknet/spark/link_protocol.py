@@ -14,6 +14,13 @@ Over it, every integer big-endian:
   worker -> driver  RESULT with the round's stats (JSON), then its weights, or ERROR
   and to end:
   driver -> worker  ROUND header: END (the stage is over; the task ends)
+With exchange='ring' (ring_links.py, ring_reduce.py) the workers sum among
+themselves; READY's JSON names the worker's ring address, and the driver
+answers every READY with the ring's addresses in rank order:
+  driver -> worker  ROUND header: PEERS, 0, 0, byte count; then {"peers": [...]}
+Only a stage's first ROUND carries weights (byte count 0 later: each worker
+goes on from the mean it holds), and each RESULT carries one chunk of the
+sum (RoundStats.chunk), the K chunks making the whole.
 With min_workers < K the driver may close a round before a worker is done:
   driver -> worker  ROUND header: STOP, the round     (stop at the next step)
   worker -> driver  DROPPED with its stats, no weights   (or RESULT, if it was
@@ -31,14 +38,14 @@ import dataclasses
 import json
 import struct
 from dataclasses import dataclass
-from typing import Optional
 
 from .. import errors
 from ..errors import TransportError
 from .failures import own_error, own_error_name
 
 ROUND_HEADER = struct.Struct("!BQIQ")  # kind, round, tau, weight bytes
-ROUND, END, STOP = 1, 2, 3  # what a ROUND header says
+ROUND, END, STOP, PEERS = 1, 2, 3, 4  # what a ROUND header says
+MAX_PEERS_BYTES = 1 << 20  # the ring's address list
 FRAME_HEADER = struct.Struct("!BIQ")  # kind, JSON bytes, weight bytes
 READY, NEEDS_DATA, RESULT, ERROR, DROPPED = 1, 2, 3, 4, 5
 
@@ -54,6 +61,7 @@ class RoundStats:
     skipped: int = 0  # bad records a streamed partition skipped so far
     iterations: int = 0  # solver steps done (fewer than tau: a timed or stopped round)
     dropped: bool = False  # the driver closed the round without this result
+    chunk: int = -1  # exchange='ring': the chunk of the sum its weight bytes are
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self)).encode()
@@ -91,7 +99,3 @@ def frame(kind: int, body: bytes = b"", nbytes: int = 0) -> bytes:
 
 def round_header(kind: int, round_no: int = 0, tau: int = 0, nbytes: int = 0) -> bytes:
     return ROUND_HEADER.pack(kind, round_no, tau, nbytes)
-
-
-def stats_or_none(body: bytes) -> Optional[RoundStats]:
-    return RoundStats.from_json(body) if body else None

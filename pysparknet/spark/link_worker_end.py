@@ -9,13 +9,14 @@ by the task that owns it (worker_task.py):
 """
 from __future__ import annotations
 
+import json
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 from ..errors import TransportError
-from .link_protocol import (DROPPED, END, ERROR, NEEDS_DATA, READY, RESULT, ROUND,
-                            ROUND_HEADER, STOP, RoundStats, error_body, frame)
+from .link_protocol import (DROPPED, END, ERROR, MAX_PEERS_BYTES, NEEDS_DATA, PEERS, READY,
+                            RESULT, ROUND, ROUND_HEADER, STOP, RoundStats, error_body, frame)
 from .sockets import Deadline, readable, recv_exactly, recv_struct
 from .transport import TRANSFER_S, Ticket, connect
 
@@ -42,6 +43,24 @@ class WorkerLink:
     def ready(self) -> None:
         self._send(frame(READY))
 
+    def ready_in_ring(self, address: tuple) -> None:
+        """Ready, and reachable by the ring's other workers at address (host, port)."""
+        self._send(frame(READY, json.dumps({"ring": list(address)}).encode()))
+
+    def peers(self) -> Optional[list]:
+        """The ring's addresses in rank order, once every worker is ready (None: the
+        driver ended the stage instead)."""
+        kind, _, _, nbytes = recv_struct(self.conn, ROUND_HEADER,
+                                         Deadline(self.ticket.deadline_s))
+        if kind == END:
+            return None
+        if kind != PEERS or nbytes > MAX_PEERS_BYTES:
+            raise TransportError(f"the driver sent a header of kind {kind} where the ring's "
+                                 "addresses belong")
+        body = bytearray(nbytes)
+        recv_exactly(self.conn, memoryview(body), Deadline(TRANSFER_S))
+        return json.loads(body)["peers"]
+
     def needs_data(self) -> None:
         self._send(frame(NEEDS_DATA))
 
@@ -50,7 +69,8 @@ class WorkerLink:
 
     def rounds(self, buffer_for: Callable[[int], np.ndarray]) -> Iterator[tuple]:
         """(round, tau, weights) for each round the driver sends, until it ends the
-        stage; buffer_for(nbytes) gives the array the weights are received into."""
+        stage; buffer_for(nbytes) gives the array the weights are received into
+        (weights None: the driver sent none, as in a ring's later rounds)."""
         while True:
             # Between rounds the driver validates and checkpoints: the round's deadline.
             kind, round_no, tau, nbytes = recv_struct(self.conn, ROUND_HEADER,
@@ -61,9 +81,11 @@ class WorkerLink:
                 return
             if kind != ROUND:
                 raise TransportError(f"the driver sent a round header of kind {kind}")
-            weights = buffer_for(nbytes)
-            self.conn.settimeout(TRANSFER_S)
-            recv_exactly(self.conn, memoryview(weights).cast("B"))
+            weights = None  # none sent: the ring's workers go on from their own mean
+            if nbytes:
+                weights = buffer_for(nbytes)
+                self.conn.settimeout(TRANSFER_S)
+                recv_exactly(self.conn, memoryview(weights).cast("B"))
             self.round_no, self._stopped = round_no, False
             yield round_no, tau, weights
 

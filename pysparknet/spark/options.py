@@ -18,11 +18,18 @@ class Exchange:
     """How the weights travel between the driver and the workers each round.
 
     Args:
+        kind: 'driver' (the default, SparkNet's star: the driver sends the weights
+            to the K workers and sums what comes back; 2K model copies cross its
+            one link a round) or 'ring' (the workers sum among themselves in a
+            ring, 2(K-1)/K of the model on every link whatever K; the driver gets
+            weights to them in a stage's first round and one chunk of the sum
+            from each after every round).
         tls: TLS 1.3 on every link, pinned to a certificate the run issues in its
             tasks (the default). False sends weights and the run secret in clear:
             for networks where every host is trusted.
     """
 
+    kind: str = "driver"
     tls: bool = True
 
 
@@ -99,6 +106,24 @@ def check_sync(sync: Optional[str]) -> None:
                          "removed: the weights travel over the run's TLS links in every "
                          "schedule; drop the argument")
     raise ValueError(f"sync must be 'socket', got {sync!r}")
+
+
+EXCHANGES = ("driver", "ring")
+
+
+def check_exchange(exchange: Exchange, stragglers: Stragglers, outer_name: str) -> None:
+    if exchange.kind not in EXCHANGES:
+        raise ValueError(f"exchange must be one of {EXCHANGES}, got {exchange.kind!r}")
+    if exchange.kind != "ring":
+        return
+    if stragglers.min_workers is not None:
+        raise ValueError("exchange='ring' sums every worker's weights among the workers, "
+                         "so a round cannot close without some of them: drop min_workers "
+                         "(round_seconds works with the ring)")
+    if outer_name != "plain":
+        raise ValueError(f"exchange='ring' leaves each worker on the round's mean, which "
+                         f"the outer optimizer {outer_name!r} replaces on the driver: use "
+                         "outer='plain' with the ring, or exchange='driver'")
 
 
 def check_stragglers(stragglers: Stragglers, num_workers: int) -> None:

@@ -49,6 +49,7 @@ class Solver:
     next_round: int  # the round this solver trains next; any other finds it stale
     buffer: Optional[np.ndarray] = None
     used: float = 0.0  # time.monotonic() of its last round
+    ring_vector: Optional[np.ndarray] = None  # exchange='ring': what the ring sums
 
     def buffer_for(self, nbytes: int) -> np.ndarray:
         if self.buffer is None or self.buffer.nbytes != nbytes:

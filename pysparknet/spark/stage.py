@@ -42,7 +42,7 @@ class Stage:
                  description: str, barrier: bool):
         self.sc, self.listener, self.last, self.barrier = sc, listener, last, barrier
         self.group, self.description = name, description
-        self.links = DriverLinks(secrets.randbits(63), partitions)
+        self.links = DriverLinks(secrets.randbits(63), partitions, ring=listener.ring is not None)
         self.error: Optional[Exception] = None  # the Spark job's, if it failed by itself
         self._cancelled = False  # after this, the job's error is our cancelling it
         self._thread: Optional[InheritableThread] = None
@@ -57,7 +57,10 @@ class Stage:
         tasks = stage_rdd.mapPartitionsWithIndex(partial(task, ticket=ticket))
         self._thread = InheritableThread(target=self._run, args=(tasks,), daemon=True)
         self._thread.start()
-        return self.links.ready(Deadline(deadline_s))
+        needs_data = self.links.ready(Deadline(deadline_s))
+        if self.links.ring and not needs_data:
+            self.links.send_peers()
+        return needs_data
 
     def _run(self, tasks) -> None:
         self.sc.setJobGroup(self.group, self.description)

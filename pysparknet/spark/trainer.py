@@ -57,7 +57,8 @@ class SparkNetTrainer:
         schedule: 'segments' (the default: one barrier stage runs the rounds up
             to the next checkpoint) or 'jobs' (one ordinary Spark job a round:
             slots free between rounds, dynamic allocation allowed).
-        exchange: how the weights travel (options.Exchange: tls).
+        exchange: how the weights travel (options.Exchange: kind 'driver' or
+            'ring', tls); a string is the kind.
         stragglers: rounds that do not wait for the slowest worker
             (options.Stragglers: round_seconds, min_workers).
         faults: how long to wait before calling something lost
@@ -73,7 +74,7 @@ class SparkNetTrainer:
                  num_workers: int = 2, tau: TauSpec = 50, device: str = "cpu",
                  seed: Optional[int] = None, *, outer: Union[str, OuterOptimizer] = "plain",
                  solver_state: str = "local", schedule: Optional[str] = None,
-                 exchange: Optional[Exchange] = None, stragglers: Optional[Stragglers] = None,
+                 exchange: Union[Exchange, str, None] = None, stragglers: Optional[Stragglers] = None,
                  faults: Optional[Faults] = None, on_unassigned_gpu: str = "warn",
                  **flat_options):
         options.check_options(num_workers, on_unassigned_gpu, solver_state)
@@ -90,6 +91,8 @@ class SparkNetTrainer:
         self.solver_param = parse_solver(solver_params)
         self.tau = TauSchedule(tau)
         self.outer = outer if isinstance(outer, OuterOptimizer) else OuterOptimizer(outer)
+        options.check_exchange(self.exchange, self.stragglers,
+                               "plain" if self.outer.is_plain else self.outer.kind)
         self.num_workers, self.device, self.seed = num_workers, device, seed
         self.on_unassigned_gpu, self.solver_state = on_unassigned_gpu, solver_state
         # The driver's own net: initial weights, validation, checkpoints (CPU).
@@ -111,6 +114,8 @@ class SparkNetTrainer:
             raise ValueError("pass the schedule as schedule= or rounds=, not both")
         self.schedule = options.check_schedule(schedule or flat.get("rounds"),
                                                self.sc.getConf())
+        if isinstance(exchange, str):  # exchange='ring' for Exchange(kind='ring')
+            exchange = Exchange(kind=exchange)
         self.exchange = options.merged(Exchange(), exchange, {"tls": flat.get("tls")})
         self.stragglers = options.merged(Stragglers(), stragglers, {
             "round_seconds": flat.get("round_seconds"),

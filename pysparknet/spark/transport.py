@@ -48,6 +48,7 @@ class Ticket:
     serial: int  # the stage's: a link for another stage is refused
     certificate: Optional[bytes]  # the run's TLS certificate (None: TLS off)
     deadline_s: Optional[float] = None  # the round's deadline (between rounds too)
+    ring: Optional[exchange_tls.RingKeys] = None  # exchange='ring': its workers' links
 
 
 class LinkListener:
@@ -57,11 +58,13 @@ class LinkListener:
     bind: the address to listen on (spark.driver.bindAddress); advertise: the
     name the workers connect to (spark.driver.host). tls=False sends the weights
     and the run secret in clear, for networks where every host is trusted.
+    ring=True: the workers also link among themselves (exchange='ring'), with
+    keys of their own that the tickets carry.
     """
 
     def __init__(self, bind: str = "127.0.0.1", port: int = 0, advertise: Optional[str] = None,
                  tls: bool = True, handshake_s: float = HANDSHAKE_S,
-                 max_pending: int = MAX_PENDING):
+                 max_pending: int = MAX_PENDING, ring: bool = False):
         advertise = advertise or bind
         try:
             self._server = socket.create_server((bind, port), backlog=256)
@@ -76,6 +79,7 @@ class LinkListener:
         self.secret = secrets.token_bytes(32)
         credentials = exchange_tls.generate(advertise) if tls else None
         self.certificate = credentials.certificate if credentials else None
+        self.ring = exchange_tls.RingKeys.issue(tls) if ring else None
         self._tls = exchange_tls.server_context(credentials) if credentials else None
         self._handshake_s, self._max_pending = handshake_s, max_pending
         self._lock = threading.Lock()
@@ -85,7 +89,8 @@ class LinkListener:
         threading.Thread(target=self._accept, name="sparknet-listener", daemon=True).start()
 
     def ticket(self, serial: int, deadline_s: Optional[float] = None) -> Ticket:
-        return Ticket(self.address, self.secret, serial, self.certificate, deadline_s)
+        return Ticket(self.address, self.secret, serial, self.certificate, deadline_s,
+                      self.ring)
 
     def expect(self, on_link: Optional[Callable]) -> None:
         """Hand authenticated links to on_link(serial, part, conn) -> bool (None: refuse)."""

@@ -9,17 +9,13 @@ stage with the data.
 """
 from __future__ import annotations
 
-import time
-from typing import Iterable, Optional
-
-import numpy as np
+from typing import Iterable
 
 from ..errors import DataError
-from ..weights import WeightCollection
-from .link_protocol import RoundStats
 from .link_worker_end import WorkerLink
-from .local_steps import slowdown, train_steps
+from .round_training import train_round
 from .solvers import Solver, solver_for
+from .worker_ring import serve_ring_rounds
 
 
 def run_stage_task(index: int, records: Iterable, spec_bc, first_round: int, start_iter: int,
@@ -43,14 +39,16 @@ def run_stage_task(index: int, records: Iterable, spec_bc, first_round: int, sta
                 link.needs_data()
                 ended = "needs data"
             else:
-                link.ready()
-                ended, trained = _serve_rounds(link, solver, rebuilt)
+                serve = serve_ring_rounds if ticket.ring is not None else _serve_rounds
+                ended, trained = serve(link, solver, rebuilt)
     except OSError as lost:  # the driver ended the stage or went away
         ended = f"link closed ({type(lost).__name__})"
     yield index, ended, trained
 
 
 def _serve_rounds(link: WorkerLink, solver: Solver, rebuilt: bool) -> tuple[str, int]:
+    """The driver's star: each round's weights come from the driver and go back."""
+    link.ready()
     trained = 0
     for round_no, tau, weights in link.rounds(solver.buffer_for):
         try:
@@ -72,37 +70,3 @@ def _task_data(index: int, records: Iterable, stream_bc):
     if len(items) > 1:
         raise DataError(f"partition {index} holds {len(items)} items, expected 1")
     return items[0] if items else None
-
-
-def train_round(solver: Solver, round_no: int, tau: int, flat: np.ndarray, rebuilt: bool,
-                stopped=None):
-    """Set the round's weights (in flat), train tau steps (or fewer: local_steps.py):
-    (the trained weights, written back into flat - None when the driver closed the
-    round without them - and the round's RoundStats)."""
-    net, spec, index = solver.net, solver.spec, solver.index
-    weights_size = _set_round_state(net, flat, spec.solver_state)
-    tic = time.perf_counter()
-    steps = train_steps(net, tau, spec.round_seconds, stopped, slowdown(index))
-    compute_s = time.perf_counter() - tic
-    solver.next_round, solver.used = round_no + 1, time.monotonic()
-    outputs = {name: float(value) for name, value in steps.outputs.items()}
-    stats = RoundStats(index, outputs, compute_s, rebuilt, solver.skipped(), steps.iterations,
-                       steps.stopped)
-    if steps.stopped:
-        return None, stats
-    net.get_weights(WeightCollection(net.layout, flat[:weights_size]))
-    if weights_size < flat.size:  # 'average': the history goes back with the weights
-        net.get_history(flat[weights_size:])
-    return flat, stats
-
-
-def _set_round_state(net, flat: np.ndarray, solver_state: str) -> int:
-    """Set the round's weights (and history, as solver_state says) from flat; how
-    many of its floats were weights (the rest, if any, is history)."""
-    weights_size = sum(b.size for b in net.layout)
-    net.set_weights(WeightCollection(net.layout, flat[:weights_size]))
-    if solver_state == "reset":
-        net.set_history(np.zeros(net.history_size(), np.float32))
-    elif solver_state == "average":
-        net.set_history(flat[weights_size:])
-    return weights_size

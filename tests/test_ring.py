@@ -1,0 +1,119 @@
+"""The workers' ring (exchange='ring') on real sockets: links formed with TLS and
+the run secret, a ring allreduce that sums exactly what the star sums, to the bit
+run after run, and a ring that refuses whoever is not in the run."""
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from pysparknet.errors import TransportError
+from pysparknet.spark.exchange_tls import RingKeys
+from pysparknet.spark.ring_links import RING_HELLO, RING_MAGIC, RingLinks
+from pysparknet.spark.ring_reduce import RingReduce, chunk_bounds, owned_chunk
+from pysparknet.spark.sockets import Deadline
+
+
+def form_ring(size: int, keys: RingKeys, secret: bytes, serial: int = 7) -> list:
+    rings = [RingLinks(keys, secret, serial, rank, "127.0.0.1") for rank in range(size)]
+    peers = [list(ring.address) for ring in rings]
+    errors: list = []
+
+    def join(ring):
+        try:
+            ring.join(peers, Deadline(30))
+        except Exception as error:  # noqa: BLE001 - asserted below
+            errors.append(error)
+    threads = [threading.Thread(target=join, args=(ring,)) for ring in rings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return rings
+
+
+def allreduce(rings: list, vectors: list) -> list:
+    """Every rank's vector after reduce-scatter + all-gather, and the chunks each owned."""
+    size = len(rings)
+    reducers = [RingReduce(ring, rank, size) for rank, ring in enumerate(rings)]
+
+    def run(rank):
+        reducers[rank].reduce_scatter(vectors[rank])
+        start, end = chunk_bounds(vectors[rank].size, size)[owned_chunk(rank, size)]
+        owned[rank] = vectors[rank][start:end].copy()
+        reducers[rank].all_gather(vectors[rank])
+    owned: list = [None] * size
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for reducer in reducers:
+        reducer.close()
+    return owned
+
+
+@pytest.mark.parametrize("size, tls", [(2, True), (3, True), (4, False)])
+def test_the_ring_sums_like_the_star_and_the_same_bits_every_time(size, tls):
+    keys, secret = RingKeys.issue(tls), secrets.token_bytes(32)
+    rng = np.random.default_rng(size)
+    inputs = [rng.standard_normal(3_000_001).astype(np.float32) for _ in range(size)]
+    star = np.sum(np.stack(inputs), axis=0, dtype=np.float64)
+    results = []
+    for _ in range(2):
+        rings = form_ring(size, keys, secret)
+        vectors = [v.copy() for v in inputs]
+        owned = allreduce(rings, vectors)
+        for ring in rings:
+            ring.close()
+        for vector in vectors[1:]:  # every rank holds the same sum
+            assert np.array_equal(vector, vectors[0])
+        # the chunks the driver gets make the whole sum
+        whole = np.empty_like(vectors[0])
+        for rank, chunk in enumerate(owned):
+            start, end = chunk_bounds(whole.size, size)[owned_chunk(rank, size)]
+            whole[start:end] = chunk
+        assert np.array_equal(whole, vectors[0])
+        results.append(vectors[0])
+    assert np.array_equal(results[0], results[1])  # a fixed order of summation
+    np.testing.assert_allclose(results[0], star, rtol=1e-5, atol=1e-5)
+
+
+def test_a_stranger_is_refused_and_the_ring_still_forms():
+    keys, secret = RingKeys.issue(True), secrets.token_bytes(32)
+    rings = [RingLinks(keys, secret, 7, rank, "127.0.0.1") for rank in range(2)]
+    # A ring hello in clear to a TLS ring port, with a wrong secret: closed.
+    with socket.create_connection(rings[0].address, timeout=5) as stranger:
+        stranger.sendall(RING_HELLO.pack(RING_MAGIC, b"x" * 32, 7, 1))
+        peers = [list(ring.address) for ring in rings]
+        threads = [threading.Thread(target=ring.join, args=(peers, Deadline(30)))
+                   for ring in rings]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        stranger.settimeout(5)
+        try:
+            answer = stranger.recv(1)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b""  # closed without a word
+    vectors = [np.ones(10, np.float32), np.full(10, 2, np.float32)]
+    allreduce(rings, vectors)
+    assert np.array_equal(vectors[0], np.full(10, 3, np.float32))
+    for ring in rings:
+        ring.close()
+
+
+def test_a_peer_that_never_comes_fails_within_the_deadline():
+    keys, secret = RingKeys.issue(True), secrets.token_bytes(32)
+    ring = RingLinks(keys, secret, 7, 0, "127.0.0.1")
+    absent = RingLinks(keys, secret, 7, 1, "127.0.0.1")  # listens, never joins
+    with pytest.raises(TransportError, match="rank 1 .*did not"):
+        ring.join([list(ring.address), list(absent.address)], Deadline(3))
+    ring.close()
+    absent.close()
