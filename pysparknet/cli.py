@@ -150,7 +150,7 @@ def cmd_train(args) -> int:
         test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
                                   seed=args.seed, schedule=args.schedule,
-                                  device=args.device,
+                                  device=args.device, exchange=args.exchange,
                                   faults=Faults(slots_timeout=args.slots_timeout))
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
@@ -245,6 +245,11 @@ def _add_train_run_options(train) -> None:
                        default="segments",
                        help="segments: many rounds in one barrier stage (the default); jobs: "
                             "one Spark job a round (slots free between rounds)")
+    train.add_argument("--exchange", choices=("driver", "ring"), default="driver",
+                       help="driver: the driver sends the weights to each worker and sums "
+                            "what comes back (SparkNet's star, the default); ring: the "
+                            "workers sum among themselves, 2(K-1)/K of the model on each "
+                            "link whatever K (README: which to pick)")
     train.add_argument("--record-shape", type=int, nargs=3, metavar=("C", "H", "W"),
                        help="data top shape, for a .prototxt model")
     train.add_argument("--validate-every", type=int, default=10, help="rounds")

@@ -17,11 +17,14 @@ from pysparknet.spark import SparkNetTrainer, local_spark
 from pysparknet.spark.cluster import StandaloneCluster
 
 
-@pytest.mark.parametrize("mode", ["segments", "jobs"])
-def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmnist_test, mode):
-    """The stage (a barrier stage of many rounds, or one round's job) loses a link,
-    and reruns from the round at hand carrying the data: the lost solver is rebuilt
-    where its predecessor was (data position, iteration)."""
+@pytest.mark.parametrize("mode, exchange", [("segments", "driver"), ("jobs", "driver"),
+                                            ("segments", "ring")])
+def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmnist_test, mode,
+                                                    exchange):
+    """The stage (a barrier stage of many rounds, or one round's job) loses a link -
+    with the ring, its peers' links too - and reruns from the round at hand carrying
+    the data: the lost solver is rebuilt where its predecessor was (data position,
+    iteration), from the driver's mean of the last round."""
     x, y = fmnist_train[0][:20000], fmnist_train[1][:20000]
     # All 10,000 test images: on 2,000, one accuracy's own sampling error (0.75 points)
     # is larger than the 0.5 points the two runs are held to.
@@ -38,7 +41,8 @@ def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmni
 
             def run(metrics):
                 trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(),
-                                          num_workers=2, tau=50, seed=7, rounds=mode)
+                                          num_workers=2, tau=50, seed=7, rounds=mode,
+                                          exchange=exchange)
                 return trainer.fit(rdd, validation, rounds=16, validate_every=16,
                                    metrics_path=metrics, progress=False)
 
