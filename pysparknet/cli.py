@@ -136,7 +136,7 @@ def _spark_conf(pairs: list) -> dict:
 def cmd_train(args) -> int:
     """SparkNet: K workers, tau local iterations per round, the mean of their weights."""
     from .data import has_test_split
-    from .spark import Faults, SparkNetTrainer, local_spark
+    from .spark import Exchange, Faults, SparkNetTrainer, local_spark
 
     net, solver = _load_model(args.model, args.batch_size, args.record_shape)
     if args.base_lr is not None:
@@ -150,7 +150,8 @@ def cmd_train(args) -> int:
         test = _load_data(spark, test_spec, "test", args) if test_spec else None
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
                                   seed=args.seed, schedule=args.schedule,
-                                  device=args.device, exchange=args.exchange,
+                                  device=args.device,
+                                  exchange=Exchange(args.exchange, dtype=args.exchange_dtype),
                                   faults=Faults(slots_timeout=args.slots_timeout))
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
@@ -250,6 +251,10 @@ def _add_train_run_options(train) -> None:
                             "what comes back (SparkNet's star, the default); ring: the "
                             "workers sum among themselves, 2(K-1)/K of the model on each "
                             "link whatever K (README: which to pick)")
+    train.add_argument("--exchange-dtype", choices=("float32", "bfloat16", "float16"),
+                       default="float32",
+                       help="the ring's wire: float32, or half the bytes with each round's "
+                            "update rounded to 16 bits (summed and applied in float32)")
     train.add_argument("--record-shape", type=int, nargs=3, metavar=("C", "H", "W"),
                        help="data top shape, for a .prototxt model")
     train.add_argument("--validate-every", type=int, default=10, help="rounds")

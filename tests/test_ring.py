@@ -13,7 +13,7 @@ import pytest
 from pysparknet.errors import TransportError
 from pysparknet.spark.exchange_tls import RingKeys
 from pysparknet.spark.ring_links import RING_HELLO, RING_MAGIC, RingLinks
-from pysparknet.spark.ring_reduce import RingReduce, chunk_bounds, owned_chunk
+from pysparknet.spark.ring_reduce import WIRE_DTYPES, RingReduce, chunk_bounds, owned_chunk
 from pysparknet.spark.sockets import Deadline
 
 
@@ -36,15 +36,15 @@ def form_ring(size: int, keys: RingKeys, secret: bytes, serial: int = 7) -> list
     return rings
 
 
-def allreduce(rings: list, vectors: list) -> list:
-    """Every rank's vector after reduce-scatter + all-gather, and the chunks each owned."""
+def allreduce(rings: list, vectors: list, wire=None) -> list:
+    """Every rank's vector after reduce-scatter + all-gather, and the chunks each owned
+    as it travels to the driver."""
     size = len(rings)
-    reducers = [RingReduce(ring, rank, size) for rank, ring in enumerate(rings)]
+    reducers = [RingReduce(ring, rank, size, wire) for rank, ring in enumerate(rings)]
 
     def run(rank):
         reducers[rank].reduce_scatter(vectors[rank])
-        start, end = chunk_bounds(vectors[rank].size, size)[owned_chunk(rank, size)]
-        owned[rank] = vectors[rank][start:end].copy()
+        owned[rank] = reducers[rank].on_wire(reducers[rank].owned(vectors[rank])).copy()
         reducers[rank].all_gather(vectors[rank])
     owned: list = [None] * size
     threads = [threading.Thread(target=run, args=(rank,)) for rank in range(size)]
@@ -81,6 +81,33 @@ def test_the_ring_sums_like_the_star_and_the_same_bits_every_time(size, tls):
         results.append(vectors[0])
     assert np.array_equal(results[0], results[1])  # a fixed order of summation
     np.testing.assert_allclose(results[0], star, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("wire", ["bfloat16", "float16"])
+def test_a_16_bit_wire_sums_in_float32_and_every_rank_agrees(wire):
+    size, keys, secret = 3, RingKeys.issue(True), secrets.token_bytes(32)
+    rng = np.random.default_rng(5)
+    updates = [(rng.standard_normal(1_000_003) * 1e-3).astype(np.float32) for _ in range(size)]
+    exact = np.sum(np.stack(updates), axis=0, dtype=np.float64)
+    rings = form_ring(size, keys, secret)
+    vectors = [u.copy() for u in updates]
+    owned = allreduce(rings, vectors, WIRE_DTYPES[wire])
+    for ring in rings:
+        ring.close()
+    for vector in vectors[1:]:
+        assert np.array_equal(vector, vectors[0])
+    whole = np.empty_like(vectors[0])
+    for rank, chunk in enumerate(owned):
+        assert chunk.dtype == WIRE_DTYPES[wire]  # half the bytes to the driver too
+        start, end = chunk_bounds(whole.size, size)[owned_chunk(rank, size)]
+        whole[start:end] = chunk
+    assert np.array_equal(whole, vectors[0])
+    # K-1 roundings on the way and one at the end: a few units of the last place
+    # (8 bits of mantissa for bfloat16, 11 for float16)
+    bits = 8 if wire == "bfloat16" else 11
+    relative = np.linalg.norm(vectors[0] - exact) / np.linalg.norm(exact)
+    assert relative < 2.0 ** -bits
+    assert relative > 0  # it did travel rounded
 
 
 def test_a_stranger_is_refused_and_the_ring_still_forms():

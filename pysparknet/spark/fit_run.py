@@ -102,7 +102,7 @@ class FitRun:
             self.run_id, trainer.net_param.SerializeToString(),
             trainer.solver_param.SerializeToString(), trainer.device, trainer.seed,
             trainer.on_unassigned_gpu, trainer.solver_state,
-            trainer.stragglers.round_seconds, buffer_records))
+            trainer.stragglers.round_seconds, buffer_records, trainer.exchange.dtype))
         bind, advertise = self._listen_addresses()
         self.listener = LinkListener(bind, advertise=advertise, tls=trainer.exchange.tls,
                                      ring=trainer.exchange.kind == "ring")

@@ -26,8 +26,8 @@ import numpy as np
 from ..errors import RoundTimeoutError
 from .link_protocol import (DROPPED, END, ERROR, FRAME_HEADER, NEEDS_DATA, PEERS, RESULT,
                             ROUND, STOP, LinkBroken, RoundStats, round_header, worker_error)
-from .ring_reduce import chunk_bounds
-from .sockets import Deadline, hang_up, readable, recv_exactly, recv_struct
+from .ring_reduce import WIRE_DTYPES, chunk_bounds
+from .sockets import Deadline, byte_view, hang_up, readable, recv_exactly, recv_struct
 from .transport import TRANSFER_S
 
 POLL_S = 0.01  # how often a late worker's reader looks whether the round has closed
@@ -202,7 +202,7 @@ class DriverLinks:
             raise LinkBroken(part, f"sent {nbytes} weight bytes, expected {expected}")
         if nbytes:
             with reading(part, deadline):
-                recv_exactly(conn, memoryview(into).cast("B"), deadline)
+                recv_exactly(conn, byte_view(into), deadline)
 
     def read_result(self, part: int, deadline: Deadline, kinds=(RESULT,)):
         """(frame kind, the worker's RoundStats, weight bytes to follow)."""
@@ -214,10 +214,11 @@ class DriverLinks:
 
     # --- rounds ---------------------------------------------------------------
     def round(self, round_no: int, tau: int, weights: np.ndarray, deadline: Deadline,
-              weighted: bool = False, quorum: Optional[int] = None):
+              weighted: bool = False, quorum: Optional[int] = None, wire: str = "float32"):
         """Send the round to every worker; (sum of their weights, the number to divide
-        it by for the mean, their RoundStats in partition order)."""
-        size = weights.size
+        it by for the mean, their RoundStats in partition order). wire: the ring's
+        chunk type."""
+        size, start = weights.size, weights
         if self.ring and self._rounds_sent:  # the ring's workers hold the mean
             weights = weights[:0]
         self._rounds_sent += 1
@@ -228,7 +229,7 @@ class DriverLinks:
             self._receive = np.empty(weights.size, np.float32)
         try:
             if self.ring:
-                return self._ring_chunks(sends, size, deadline)
+                return self._ring_chunks(sends, start, deadline, WIRE_DTYPES[wire])
             if quorum is not None and quorum < self.partitions:
                 return _Quorum(self, round_no, quorum, weighted).gather(sends, deadline)
             return self._in_order(sends, size, deadline, weighted)
@@ -242,7 +243,7 @@ class DriverLinks:
         try:
             conn.settimeout(TRANSFER_S)
             conn.sendall(header)
-            conn.sendall(memoryview(weights).cast("B"))
+            conn.sendall(byte_view(weights))
         except OSError as error:
             raise LinkBroken(part, f"link lost sending the weights ({error})") from None
 
@@ -260,10 +261,12 @@ class DriverLinks:
         divisor = sum(s.iterations for s in stats) if weighted else self.partitions
         return total, divisor, stats
 
-    def _ring_chunks(self, sends: list, size: int, deadline: Deadline):
+    def _ring_chunks(self, sends: list, start: np.ndarray, deadline: Deadline, wire):
         """exchange='ring': the workers summed among themselves; each sends one chunk
-        of the sum (the weights, then the count that divides them)."""
-        total = np.empty(size + 1, np.float32)
+        of the sum (float32: the weights, then the count that divides them; a 16-bit
+        wire: the update, returned here as start + sum / K, divided by 1)."""
+        compressed = wire != np.float32
+        total = np.empty(start.size + (0 if compressed else 1), np.float32)
         bounds = chunk_bounds(total.size, self.partitions)
 
         def read(part: int) -> RoundStats:
@@ -271,18 +274,27 @@ class DriverLinks:
             _, stats, nbytes = self.read_result(part, deadline)
             if not 0 <= stats.chunk < self.partitions:
                 raise LinkBroken(part, f"sent chunk {stats.chunk} of {self.partitions}")
-            start, end = bounds[stats.chunk]
-            self.weights_into(part, self.conn(part), deadline, total[start:end], nbytes)
+            chunk = total[slice(*bounds[stats.chunk])]
+            into = np.empty(chunk.size, wire) if compressed else chunk
+            self.weights_into(part, self.conn(part), deadline, into, nbytes)
+            chunk[:] = into
             return stats
+        stats = self._all_of(read)
+        if sorted(s.chunk for s in stats) != list(range(self.partitions)):
+            raise LinkBroken(-1, f"the ring's chunks were {[s.chunk for s in stats]}")
+        if not compressed:
+            return total[:start.size], float(total[start.size]), stats
+        np.divide(total, np.float32(self.partitions), out=total)  # as the workers do
+        return np.add(start, total, out=total), 1.0, stats
+
+    def _all_of(self, read: Callable) -> list:
+        """read(part) for every partition at once; the first failure raised."""
         readers = [self._pool.submit(read, part) for part in range(self.partitions)]
         done, _ = wait(readers, return_when=FIRST_EXCEPTION)
         for reader in done:  # the first failure is the cause, whichever link it was
             if reader.exception() is not None:
                 raise reader.exception()
-        stats = [reader.result() for reader in readers]
-        if sorted(s.chunk for s in stats) != list(range(self.partitions)):
-            raise LinkBroken(-1, f"the ring's chunks were {[s.chunk for s in stats]}")
-        return total[:size], float(total[size]), stats
+        return [reader.result() for reader in readers]
 
     def stop(self, part: int, round_no: int) -> None:
         """Close the round for `part`'s worker (from the thread that reads its link)."""

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import TransportError
 from .link_protocol import (DROPPED, END, ERROR, MAX_PEERS_BYTES, NEEDS_DATA, PEERS, READY,
                             RESULT, ROUND, ROUND_HEADER, STOP, RoundStats, error_body, frame)
-from .sockets import Deadline, readable, recv_exactly, recv_struct
+from .sockets import Deadline, byte_view, readable, recv_exactly, recv_struct
 from .transport import TRANSFER_S, Ticket, connect
 
 
@@ -85,7 +85,7 @@ class WorkerLink:
             if nbytes:
                 weights = buffer_for(nbytes)
                 self.conn.settimeout(TRANSFER_S)
-                recv_exactly(self.conn, memoryview(weights).cast("B"))
+                recv_exactly(self.conn, byte_view(weights))
             self.round_no, self._stopped = round_no, False
             yield round_no, tau, weights
 
@@ -105,7 +105,7 @@ class WorkerLink:
         nbytes = 0 if trained is None else trained.nbytes
         self._send(frame(RESULT if trained is not None else DROPPED, stats.to_json(), nbytes))
         if nbytes:
-            self.conn.sendall(memoryview(trained).cast("B"))
+            self.conn.sendall(byte_view(trained))
 
     def _send(self, data: bytes) -> None:
         self.conn.settimeout(TRANSFER_S)

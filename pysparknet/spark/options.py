@@ -27,10 +27,15 @@ class Exchange:
         tls: TLS 1.3 on every link, pinned to a certificate the run issues in its
             tasks (the default). False sends weights and the run secret in clear:
             for networks where every host is trusted.
+        dtype: what the ring's chunks travel in: 'float32' (the default: the
+            mean exact to float32 rounding), or 'bfloat16' / 'float16' (half the
+            bytes: each round's update, trained minus start, travels rounded to
+            16 bits and is summed and applied in float32).
     """
 
     kind: str = "driver"
     tls: bool = True
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -109,13 +114,23 @@ def check_sync(sync: Optional[str]) -> None:
 
 
 EXCHANGES = ("driver", "ring")
+EXCHANGE_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def check_exchange(exchange: Exchange, stragglers: Stragglers, outer_name: str) -> None:
     if exchange.kind not in EXCHANGES:
         raise ValueError(f"exchange must be one of {EXCHANGES}, got {exchange.kind!r}")
+    if exchange.dtype not in EXCHANGE_DTYPES:
+        raise ValueError(f"the exchange dtype must be one of {EXCHANGE_DTYPES}, got "
+                         f"{exchange.dtype!r}")
     if exchange.kind != "ring":
+        if exchange.dtype != "float32":
+            raise ValueError(f"dtype={exchange.dtype!r} compresses the ring's chunks: use it "
+                             "with kind='ring' (the driver's star sends float32)")
         return
+    if exchange.dtype != "float32" and stragglers.round_seconds is not None:
+        raise ValueError(f"dtype={exchange.dtype!r} sums the rounds' updates over K, "
+                         "equally weighted: drop round_seconds, or use dtype='float32'")
     if stragglers.min_workers is not None:
         raise ValueError("exchange='ring' sums every worker's weights among the workers, "
                          "so a round cannot close without some of them: drop min_workers "

@@ -8,6 +8,8 @@ import struct
 import time
 from typing import Optional
 
+import numpy as np
+
 from ..errors import TransportError
 
 
@@ -39,6 +41,11 @@ def recv_exactly(sock: socket.socket, view: memoryview, deadline: Optional[Deadl
         if n == 0:
             raise TransportError(f"connection closed after {got} of {len(view)} bytes")
         got += n
+
+
+def byte_view(array: np.ndarray) -> memoryview:
+    """An array's bytes, to send or receive into (any dtype, bfloat16 included)."""
+    return memoryview(array.view(np.uint8))
 
 
 def recv_struct(sock: socket.socket, layout: struct.Struct, deadline=None) -> tuple:

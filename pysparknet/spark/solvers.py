@@ -36,6 +36,7 @@ class NetSpec:
     solver_state: str = "local"  # the history between rounds: 'local' | 'reset' | 'average'
     round_seconds: Optional[float] = None  # a worker's round ends at tau steps or this
     buffer_records: Optional[int] = None  # a streamed fit: each worker's recent records
+    exchange_dtype: str = "float32"  # what the ring's chunks travel in
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Solver:
     buffer: Optional[np.ndarray] = None
     used: float = 0.0  # time.monotonic() of its last round
     ring_vector: Optional[np.ndarray] = None  # exchange='ring': what the ring sums
+    ring_start: Optional[np.ndarray] = None  # and, with a 16-bit wire, the round's start
 
     def buffer_for(self, nbytes: int) -> np.ndarray:
         if self.buffer is None or self.buffer.nbytes != nbytes:

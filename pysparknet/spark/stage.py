@@ -123,12 +123,12 @@ class StagedRounds:
     kind = "stage"
 
     def __init__(self, sc, task, num_workers: int, slots_timeout: float, max_attempts: int,
-                 weighted: bool = False, quorum: Optional[int] = None):
+                 weighted: bool = False, quorum: Optional[int] = None, wire: str = "float32"):
         """task: what each task runs (worker_task.run_stage_task, given here so that the
         driver's side does not import the executors')."""
         self.sc, self.task, self.num_workers = sc, task, num_workers
         self.slots_timeout, self.max_attempts = slots_timeout, max_attempts
-        self.gather = {"weighted": weighted, "quorum": quorum}
+        self.gather = {"weighted": weighted, "quorum": quorum, "wire": wire}
         self.stage: Optional[Stage] = None
 
     def last_round(self, r: int, rounds: int, checkpoint_every: Optional[int]) -> int:

@@ -129,7 +129,7 @@ class SparkNetTrainer:
         return kind(self.sc, run_stage_task, self.num_workers, self.faults.slots_timeout,
                     slots.max_task_attempts(self.sc),
                     weighted=self.stragglers.round_seconds is not None,
-                    quorum=self.stragglers.min_workers)
+                    quorum=self.stragglers.min_workers, wire=self.exchange.dtype)
 
     def fit(self, train_data, validation_data=None, rounds: int = 10,
             checkpoint_dir: Union[str, Path, None] = None, resume: bool = False,

@@ -7,7 +7,9 @@ too, for validation, checkpoints and a rerun.
 
 The ring's vector is the trained weights (times the iterations done, when
 rounds are timed) and one float more: 1 (or the iterations), whose sum is
-what divides the rest for the mean.
+what divides the rest for the mean. With a 16-bit wire (exchange dtype) it is
+the round's update instead, trained minus start, and the mean is start plus
+the summed update over K, in float32.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 from ..errors import TransportError
 from .link_worker_end import WorkerLink
 from .ring_links import RingLinks
-from .ring_reduce import RingReduce, chunk_bounds, owned_chunk
+from .ring_reduce import WIRE_DTYPES, RingReduce, owned_chunk
 from .round_training import train_round
 from .sockets import Deadline
 from .solvers import Solver
@@ -36,7 +38,7 @@ def serve_ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool) -> tuple[
         if peers is None:
             return "stage over", 0
         ring.join(peers, Deadline(ticket.deadline_s or RING_FORM_S))
-        reduce = RingReduce(ring, solver.index, len(peers))
+        reduce = RingReduce(ring, solver.index, len(peers), wire_dtype(solver.spec))
         try:
             return _ring_rounds(link, solver, rebuilt, reduce)
         finally:
@@ -53,35 +55,65 @@ def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool,
         if flat is None:
             raise TransportError(f"round {round_no + 1}: the driver sent no weights and this "
                                  "worker holds no mean to go on from")
+        start = _keep_start(solver, flat, reduce)
         try:
             result, stats = train_round(solver, round_no, tau, flat, rebuilt)
         except Exception as error:  # noqa: BLE001 - reported to the driver
             link.error(error)
             return "error", trained
-        vector = _contribution(solver, result, stats.iterations)
+        vector = _contribution(solver, result, stats.iterations, start)
         reduce.reduce_scatter(vector)
         stats.chunk = owned_chunk(reduce.rank, reduce.parts)
-        start, end = chunk_bounds(vector.size, reduce.parts)[stats.chunk]
-        report = _in_background(link.send, stats, vector[start:end])
+        report = _in_background(link.send, stats, reduce.on_wire(reduce.owned(vector)))
         reduce.all_gather(vector)
         report.join()
         if report.error is not None:
             raise report.error
-        np.divide(vector[:-1], vector[-1], out=flat)  # the next round starts from the mean
+        _next_start(vector, start, flat, reduce.parts)
         trained, rebuilt = trained + 1, False
     return "stage over", trained
 
 
-def _contribution(solver: Solver, trained: np.ndarray, iterations: int) -> np.ndarray:
-    """The round's vector for the ring: the weights (scaled by the iterations done,
-    when rounds are timed), and the count their sum is divided by."""
-    vector = getattr(solver, "ring_vector", None)
-    if vector is None or vector.size != trained.size + 1:
-        vector = solver.ring_vector = np.empty(trained.size + 1, np.float32)
+def _keep_start(solver: Solver, flat: np.ndarray, reduce: RingReduce):
+    """A 16-bit wire carries the round's update: keep the start it is taken from."""
+    if reduce.wire is None:
+        return None
+    if solver.ring_start is None or solver.ring_start.size != flat.size:
+        solver.ring_start = np.empty_like(flat)
+    np.copyto(solver.ring_start, flat)
+    return solver.ring_start
+
+
+def _contribution(solver: Solver, trained: np.ndarray, iterations: int,
+                  start) -> np.ndarray:
+    """The round's vector for the ring. float32: the weights (scaled by the
+    iterations done, when rounds are timed), and the count their sum is divided
+    by. A 16-bit wire: the update, trained minus start (every round's count is K)."""
+    size = trained.size + (1 if start is None else 0)
+    vector = solver.ring_vector
+    if vector is None or vector.size != size:
+        vector = solver.ring_vector = np.empty(size, np.float32)
+    if start is not None:
+        np.subtract(trained, start, out=vector)
+        return vector
     weight = np.float32(iterations if solver.spec.round_seconds is not None else 1)
     np.multiply(trained, weight, out=vector[:-1])
     vector[-1] = weight
     return vector
+
+
+def _next_start(summed: np.ndarray, start, flat: np.ndarray, parts: int) -> None:
+    """The next round starts from the mean (the driver computes it the same way)."""
+    if start is None:
+        np.divide(summed[:-1], summed[-1], out=flat)
+    else:
+        np.divide(summed, np.float32(parts), out=summed)
+        np.add(start, summed, out=flat)
+
+
+def wire_dtype(spec):
+    """The numpy dtype the ring's chunks travel in (exchange dtype)."""
+    return WIRE_DTYPES[spec.exchange_dtype]
 
 
 class _Background(threading.Thread):
