@@ -143,7 +143,7 @@ def cmd_train(args) -> int:
         solver.base_lr = args.base_lr
     master = args.master or f"local-cluster[{args.workers},1,2048]"
     spark = local_spark(master, app_name=f"sparknet train {args.model}",
-                        conf=_spark_conf(args.conf))
+                        conf=_spark_conf(args.conf), secure=not args.insecure_spark)
     try:
         train = _load_data(spark, args.data, "train", args)  # arrays go to fit as they are
         test_spec = args.test_data or (args.data if has_test_split(args.data) else None)
@@ -239,6 +239,10 @@ def _add_train_run_options(train) -> None:
                        help="seconds to wait for executors still starting to offer K task "
                             "slots (at the start, and when a lost worker is being "
                             "replaced); a cluster that can never offer K fails at once")
+    train.add_argument("--insecure-spark", action="store_true",
+                       help="leave Spark's authentication and RPC encryption off (on by "
+                            "default for local and local-cluster masters, with a fresh "
+                            "secret; a cluster's secret comes with --conf)")
     train.add_argument("--conf", action="append", metavar="KEY=VALUE",
                        help="a Spark setting, as spark-submit takes it (repeatable), e.g. "
                             "--conf spark.driver.host=driver")

@@ -52,7 +52,7 @@ def test_a_fit_waits_for_executors_that_register_late(fmnist_train, caplog):
     x, y = fmnist_train[0][:2000], fmnist_train[1][:2000]
     cluster = StandaloneCluster(workers=2, memory="1g").start_master()
     try:
-        spark = local_spark(cluster.master_url, conf={
+        spark = local_spark(cluster.master_url, conf={**cluster.spark_conf,
             "spark.executor.cores": "1", "spark.cores.max": "2",
             "spark.executor.memory": "768m"})
         joined = threading.Timer(40.0, cluster.start_workers, args=(range(2),))

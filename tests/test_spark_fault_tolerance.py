@@ -33,7 +33,7 @@ def test_executor_killed_mid_round_the_run_finishes(tmp_path, fmnist_train, fmni
         # Retries are what this test is about: say so, since the first session of a
         # Python process fixes the JVM's defaults (a test module that set
         # maxFailures=1 earlier would otherwise leak it here).
-        spark = local_spark(cluster.master_url, conf={
+        spark = local_spark(cluster.master_url, conf={**cluster.spark_conf,
             "spark.executor.cores": "1", "spark.cores.max": "2",
             "spark.executor.memory": "768m", "spark.task.maxFailures": "4"})
         try:
@@ -84,7 +84,7 @@ def test_a_host_lost_mid_segment_fails_fast_with_the_cause(tmp_path, fmnist_trai
     its slots_timeout instead of waiting for slots that never come."""
     x, y = fmnist_train[0][:4000], fmnist_train[1][:4000]
     with StandaloneCluster(workers=2, memory="1g") as cluster:
-        spark = local_spark(cluster.master_url, conf={
+        spark = local_spark(cluster.master_url, conf={**cluster.spark_conf,
             "spark.executor.cores": "1", "spark.cores.max": "2",
             "spark.executor.memory": "768m", "spark.task.maxFailures": "4"})
         try:

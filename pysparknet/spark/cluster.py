@@ -5,7 +5,11 @@ workers with bin/spark-class, each in its own process group, and stops them
 (and the executors the workers launched) together.
 
     with StandaloneCluster(workers=2) as cluster:
-        spark = local_spark(cluster.master_url)
+        spark = local_spark(cluster.master_url, conf=cluster.spark_conf)
+
+Its master, workers and applications share a fresh secret (Spark's
+authentication and RPC encryption on), in `spark_conf`; secure=False leaves
+them off.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
+from .session import INSECURE, secure_conf
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -32,7 +38,7 @@ class StandaloneCluster:
     """A master and K workers (one core each by default) on 127.0.0.1."""
 
     def __init__(self, workers: int = 2, cores_per_worker: int = 1, memory: str = "1g",
-                 work_dir: Optional[str] = None):
+                 work_dir: Optional[str] = None, secure: bool = True):
         import pyspark
         self.spark_home = Path(pyspark.__file__).resolve().parent
         self.workers, self.cores, self.memory = workers, cores_per_worker, memory
@@ -40,6 +46,11 @@ class StandaloneCluster:
         self.port, self.ui_port = _free_port(), _free_port()
         self.master_url = f"spark://127.0.0.1:{self.port}"
         self._procs: list[subprocess.Popen] = []
+        self.spark_conf = secure_conf() if secure else dict(INSECURE)
+        self._properties = self.work_dir / "spark-daemons.conf"
+        descriptor = os.open(self._properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as properties:  # the secret: readable by us only
+            properties.writelines(f"{key} {value}\n" for key, value in self.spark_conf.items())
 
     def _spark_class(self, *args: str, log: str) -> subprocess.Popen:
         env = {**os.environ, "SPARK_HOME": str(self.spark_home), "SPARK_LOCAL_IP": "127.0.0.1",
@@ -64,7 +75,7 @@ class StandaloneCluster:
     def start_master(self) -> "StandaloneCluster":
         self._spark_class("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                           "--port", str(self.port), "--webui-port", str(self.ui_port),
-                          log="master.log")
+                          "--properties-file", str(self._properties), log="master.log")
         return self
 
     def start_workers(self, indices) -> None:
@@ -74,6 +85,7 @@ class StandaloneCluster:
                               "--host", "127.0.0.1", "--cores", str(self.cores),
                               "--memory", self.memory, "--webui-port", "0",
                               "--work-dir", str(self.work_dir / f"worker{i}"),
+                              "--properties-file", str(self._properties),
                               log=f"worker{i}.log")
 
     def wait_for_workers(self, count: int, timeout: float = 90) -> "StandaloneCluster":

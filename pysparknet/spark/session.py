@@ -3,7 +3,34 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import sys
+
+INSECURE = {"spark.authenticate": "false", "spark.network.crypto.enabled": "false"}
+
+
+def secure_conf() -> dict:
+    """Spark's own authentication and RPC encryption (AES-GCM), with a fresh secret:
+    what carries the tasks - and in them the exchange's pin and run secret - is
+    then neither readable nor forgeable on the network."""
+    return {"spark.authenticate": "true", "spark.authenticate.secret": secrets.token_hex(32),
+            "spark.network.crypto.enabled": "true"}
+
+
+def _security(master: str, secure: bool, conf: dict) -> dict:
+    """The security settings a session adds: none when the caller chose (conf names
+    spark.authenticate); a fresh secret for the executors local-cluster starts;
+    explicitly off when asked, since PySpark's JVM keeps an earlier session's
+    settings as defaults."""
+    if "spark.authenticate" in conf:
+        return {}
+    if master.startswith("local-cluster"):
+        return secure_conf() if secure else INSECURE
+    if master.startswith("local") or not secure:
+        # local[N]: one JVM, no RPC between processes to protect; and Spark would make
+        # a secret of its own there that outlives the session in this JVM
+        return INSECURE
+    return {}  # a cluster's manager or daemons hold its secret: pass it in conf
 
 
 def _executor_memory(master: str) -> dict:
@@ -15,8 +42,14 @@ def _executor_memory(master: str) -> dict:
 
 
 def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pysparknet",
-                conf: dict | None = None, checkpoint_dir: str | None = None):
+                conf: dict | None = None, checkpoint_dir: str | None = None,
+                secure: bool = True):
     """A SparkSession on `master`, bound to 127.0.0.1, whose executors run this Python.
+
+    secure: Spark's authentication and RPC encryption on, with a fresh secret, for
+    local-cluster masters (a standalone cluster's secret comes in conf:
+    StandaloneCluster.spark_conf; local[N] has no RPC between processes); False
+    turns them off explicitly.
 
     local-cluster[K,1,MB] starts K executor JVMs, each with one core: SparkNet's
     one solver per executor. RDD checkpoints (the trainer uses them to keep its
@@ -43,12 +76,14 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
                .config("spark.python.worker.reuse", "true")
                # A solver's thread pool: one core per executor task.
                .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1"))
-    for key, value in {**_executor_memory(master), **(conf or {})}.items():
+    conf = conf or {}
+    settings = {**_executor_memory(master), **_security(master, secure, conf), **conf}
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     # On a cluster of hosts the folder must be one they all share (spark.checkpoint.dir).
-    checkpoint_dir = checkpoint_dir or (conf or {}).get("spark.checkpoint.dir")
+    checkpoint_dir = checkpoint_dir or conf.get("spark.checkpoint.dir")
     spark.sparkContext.setCheckpointDir(checkpoint_dir or tempfile.mkdtemp(prefix="sparknet-rdd-"))
     return spark
 
