@@ -64,6 +64,31 @@ def cmd_speedup_model(args) -> int:
     return 0
 
 
+def cmd_exchange_model(args) -> int:
+    from .exchange_model import Link, table_markdown
+
+    print(f"inputs: {args.floats:,} floats, tau={args.tau}, a step of {args.step_ms} ms on "
+          f"each worker, links of {args.gbit} Gbit/s each way\n")
+    print(table_markdown(args.workers, args.tau, args.step_ms, args.floats, Link(args.gbit)))
+    return 0
+
+
+def _add_exchange_model(sub) -> None:
+    from .exchange_model import ALEXNET_FLOATS, RECORDED_GPU_ALEXNET_MS
+
+    p = sub.add_parser("exchange-model", help="a round's sync and the throughput speedup "
+                                              "under the driver's star and the ring",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--workers", type=int, nargs="+", default=[2, 5, 8, 16], help="K values")
+    p.add_argument("--tau", type=int, default=50)
+    p.add_argument("--step-ms", type=float, default=RECORDED_GPU_ALEXNET_MS,
+                   help="a worker's training step (default: AlexNet's on an H100, recorded "
+                        "in BENCHMARKS.md)")
+    p.add_argument("--floats", type=int, default=ALEXNET_FLOATS, help="the model's floats")
+    p.add_argument("--gbit", type=float, default=10.0, help="each link, Gbit/s each way")
+    p.set_defaults(run=cmd_exchange_model)
+
+
 def _add_tau_k(sub) -> None:
     p = sub.add_parser("tau-k", help="the tau/K study: LeNet on Fashion-MNIST, K workers x "
                                      "tau, one image budget; tables and PNGs",
@@ -125,3 +150,4 @@ def add_repro(sub) -> None:
         add_parser(names, net)
     _add_tau_k(names)
     _add_speedup_model(names)
+    _add_exchange_model(names)
