@@ -208,8 +208,7 @@ class Lab:
                 "spark.network.crypto.enabled": "true"}
 
     def _start_spark(self) -> None:
-        sys.path.insert(0, str(ROOT))
-        from pysparknet.spark.cluster import StandaloneCluster
+        from pysparknet.spark.cluster import StandaloneCluster  # the installed package
         self.cluster = StandaloneCluster(
             workers=self.k, cores_per_worker=self.cores, memory=self.worker_memory,
             work_dir=str(self.work_dir / "spark"), master_host=MASTER_IP,
@@ -233,7 +232,7 @@ class Lab:
             json.dump(self.driver_conf(), f)
         env = {**os.environ, "SPARK_LOCAL_IP": ip, "SPARK_LOCAL_HOSTNAME": ip,
                "PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python,
-               "NETLAB_SPARK_CONF": str(conf), "PYTHONPATH": str(ROOT)}
+               "NETLAB_SPARK_CONF": str(conf)}
         if self.master_url:
             env.update(NETLAB_MASTER=self.master_url,
                        SPARK_CONF_DIR=str(self.work_dir / "conf"))

@@ -46,6 +46,7 @@ class StandaloneCluster:
         self.spark_home = Path(pyspark.__file__).resolve().parent
         self.workers, self.cores, self.memory = workers, cores_per_worker, memory
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="sparknet-cluster-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.master_host = master_host
         self.worker_hosts = list(worker_hosts or [master_host] * workers)
         if len(self.worker_hosts) != workers:
