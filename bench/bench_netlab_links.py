@@ -7,8 +7,9 @@ both ways, for K = 2, 4, 8 (repeats interleaved: K=2, 4, 8, 2, 4, 8, ...):
   carries R up and R down (the traffic pattern of a ring exchange); each transfer
   as a fraction of R, the baseline the shaping sets. Issue 25 asks >= 0.90.
 - star: every worker sends to the driver host at once; the driver's one link is
-  the bottleneck, so the sum of the K transfers as a fraction of R (and the
-  smallest single share, which htb's one FIFO class does not keep fair).
+  the bottleneck, so the K transfers' bytes together over the span from the first
+  one's start to the last one's end, as a fraction of R (and the smallest single
+  share, which htb's one FIFO class does not keep fair).
 
 A transfer's rate counts the bytes received after a 0.5 s warm-up (TCP's slow start,
 htb's first burst) over the time they took. TCP payload over Ethernet tops out at
@@ -49,7 +50,7 @@ def one_round(lab, seconds: float) -> dict:
 
 def summarize(k: int, rate: float, runs: list[dict]) -> dict:
     ring = [r["fraction"] for run in runs for r in run["ring"]]
-    star_sum = [sum(r["mbit"] for r in run["star"]) / rate for run in runs]
+    star_sum = [netlab_tcp.aggregate_mbit(run["star"]) / rate for run in runs]
     star_min = [min(r["fraction"] for r in run["star"]) for run in runs]
     return {"k": k, "transfers": len(ring), "ring_min": min(ring),
             "ring_median": statistics.median(ring), "ring_max": max(ring),
@@ -92,7 +93,7 @@ def print_table(args, table: list[dict]) -> None:
     print(f"\n{machine()}; links {args.rate:g} Mbit/s both ways, {args.repeats} repeats "
           f"of {args.seconds:g} s\n")
     print("| K | ring transfers | ring min / R | ring median / R | ring max / R "
-          "| star sum / R (median) | star sum / R (min) | star smallest share / R |")
+          "| star total / R (median) | star total / R (min) | star smallest share / R |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in table:
         print(f"| {row['k']} | {row['transfers']} | {row['ring_min']:.3f} | "

@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,7 @@ class Lab:
                 self.cluster = None
         finally:
             links.remove_lab(self.tag)
+            shutil.rmtree(self.work_dir, ignore_errors=True)  # logs, the secret
 
     def __enter__(self) -> "Lab":
         return self.up()
@@ -265,7 +267,10 @@ def _cli_down(args) -> int:
             if args.all or (t == args.tag if args.tag else t.startswith("psnsh"))]
     for tag in tags:
         links.remove_lab(tag)
-        (STATE_DIR / f"{tag}.json").unlink(missing_ok=True)
+        state = STATE_DIR / f"{tag}.json"
+        if state.exists():
+            shutil.rmtree(json.loads(state.read_text())["work_dir"], ignore_errors=True)
+            state.unlink()
         print(f"removed {tag}")
     return 0
 
@@ -274,8 +279,10 @@ def _cli_status(args) -> int:
     for tag in links.lab_tags():
         state = STATE_DIR / f"{tag}.json"
         nss = [ns for ns in links.namespaces() if ns.startswith(tag + "-")]
-        print(f"{tag}: {len(nss)} namespaces" +
-              (f", {state.read_text()}" if state.exists() else ""))
+        about = json.loads(state.read_text()) if state.exists() else {}
+        hosts = " ".join(f"{n}={h['ip']}" for n, h in about.get("hosts", {}).items())
+        print(f"{tag}: {len(nss)} namespaces {hosts} rate={about.get('rate_mbit')} "
+              f"master={about.get('master_url')}" if about else f"{tag}: {len(nss)} namespaces")
     if not links.lab_tags():
         print("no lab")
     return 0
