@@ -150,7 +150,9 @@ trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2,
 result = trainer.fit(sc.parallelize(records, 2), validation_data=(xt[:1000], yt[:1000]),
                      rounds=4, progress=False)
 executors = [e.host() for e in sc._jsc.sc().statusTracker().getExecutorInfos()]
-print("RESULT", json.dumps({"ns": where, "executors": sorted(map(str, executors)),
+security = {k: sc.getConf().get(k, "unset") for k in
+            ("spark.authenticate", "spark.network.crypto.enabled")}
+print("RESULT", json.dumps({"ns": where, "security": security, "executors": sorted(map(str, executors)),
                             "finite": bool(np.isfinite(result.weights.flat).all()),
                             "history": result.history}, default=str))
 spark.stop()
@@ -171,3 +173,8 @@ def test_lenet_fit_from_the_driver_host_on_executors_in_worker_hosts(lab, tmp_pa
     assert result["finite"], result
     assert len(result["history"]) == 4, result
     assert result["history"][-1]["val_accuracy"] > 0.5, result  # chance is 0.1
+    # Spark's authentication (the lab's fresh secret) and RPC encryption, on every side.
+    assert result["security"] == {"spark.authenticate": "true",
+                                  "spark.network.crypto.enabled": "true"}, result
+    for log in ("master.log", "worker0.log", "worker1.log"):
+        assert "authentication enabled" in (lab.cluster.work_dir / log).read_text(), log
