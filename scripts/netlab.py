@@ -253,7 +253,11 @@ class Lab:
 # -- the command line (scripts/netlab.sh) --------------------------------------------------
 def _cli_up(args) -> int:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    n = next(i for i in itertools.count(1) if not (STATE_DIR / f"psnsh{i}.json").exists())
+    taken = set(links.lab_tags())
+    n = next((i for i in range(1, 1000) if f"psnsh{i}" not in taken
+              and not (STATE_DIR / f"psnsh{i}.json").exists()), None)
+    if n is None:
+        raise LabError("999 labs already up here: `netlab.sh down` first")
     lab = Lab(k=args.k, rate_mbit=args.rate, spark=args.spark, tag=f"psnsh{n}").up()
     (STATE_DIR / f"{lab.tag}.json").write_text(json.dumps(lab.describe(), indent=1))
     print(json.dumps(lab.describe(), indent=1))

@@ -94,6 +94,9 @@ def test_cut_host_is_unreachable_until_restored(lab):
         lab.cut_to_driver("w2", direction="out")
         assert "timed out" in _connect(lab, "w2", lab.driver_ip, 7002, timeout=1)
         lab.restore("w2")
+        lab.link_down("w1")
+        assert "connected" not in _connect(lab, "w1", lab.driver_ip, 7002, timeout=1)
+        lab.link_up("w1")
         for host in ("w1", "w2"):
             assert _connect(lab, host, lab.driver_ip, 7002) == "connected\n", host
     finally:
@@ -129,6 +132,20 @@ def test_teardown_leaves_nothing_even_after_a_failure():
     assert not [ns for ns in netlab_links.namespaces() if ns.startswith(tag + "-")]
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert tag not in listed
+
+
+def test_a_crashed_lab_is_removed_by_the_next_one():
+    if lab_unavailable():
+        pytest.skip(lab_unavailable())
+    dead = next(pid for pid in range(4_000_000, 3_000_000, -1)
+                if not os.path.exists(f"/proc/{pid}"))
+    left = netlab.Lab(k=1, tag=f"psn{dead}x0").up()  # never downed: its process "died"
+    try:
+        assert f"psn{dead}x0" in netlab_links.lab_tags()
+        assert f"psn{dead}x0" in netlab_links.remove_stale_labs()
+        assert not [ns for ns in netlab_links.namespaces() if ns.startswith(left.tag + "-")]
+    finally:
+        left.down()
 
 
 DRIVER = """
