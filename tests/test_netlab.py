@@ -33,6 +33,47 @@ def _connect(lab, host, ip, port, timeout=2.0) -> str:
     return lab.run_in(host, [lab.python, "-c", PROBE, ip, port, timeout], timeout=60).stdout
 
 
+UDP_SINK = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+s.settimeout(2.0)
+n = 0
+try:
+    while True:
+        s.recv(2048)
+        n += 1
+        s.settimeout(0.5)
+except socket.timeout:
+    pass
+print(n, flush=True)
+"""
+UDP_SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[3])):
+    s.sendto(b"x" * 64, (sys.argv[1], int(sys.argv[2])))
+    time.sleep(0.0002)
+"""
+
+
+def _udp_through(lab, src, dst, port, count=2000) -> float:
+    """The fraction of `count` datagrams from src that reach dst."""
+    sink = lab.popen_in(dst, [lab.python, "-c", UDP_SINK, lab.host(dst).ip, port],
+                        stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline().strip() == "ready"
+        lab.run_in(src, [lab.python, "-c", UDP_SEND, lab.host(dst).ip, port, count])
+        out, _ = sink.communicate(timeout=30)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait(timeout=10)
+    return int(out.split()[-1]) / count
+
+
 def _listen_in(lab, host, port):
     """A listener on `host` (a one-line Python server), started and ready."""
     code = ("import socket,sys,time; s=socket.create_server((sys.argv[1],int(sys.argv[2])));"
@@ -93,6 +134,9 @@ def test_cut_host_is_unreachable_until_restored(lab):
         lab.restore("w1")
         lab.cut_to_driver("w2", direction="out")
         assert "timed out" in _connect(lab, "w2", lab.driver_ip, 7002, timeout=1)
+        lab.cut_to_driver("w2", direction="in")  # only the driver's packets to w2 drop
+        assert _udp_through(lab, "w2", "driver", 7003) == 1.0
+        assert _udp_through(lab, "driver", "w2", 7003) == 0.0
         lab.restore("w2")
         lab.link_down("w1")
         assert "connected" not in _connect(lab, "w1", lab.driver_ip, 7002, timeout=1)
@@ -106,7 +150,7 @@ def test_cut_host_is_unreachable_until_restored(lab):
         listener.wait(timeout=10)
 
 
-def test_netem_missing_is_a_clear_error_or_delay_works():
+def test_loss_drops_packets_and_a_missing_netem_is_a_clear_error():
     if lab_unavailable():
         pytest.skip(lab_unavailable())
     with netlab.Lab(k=1, rate_mbit=100) as small:
@@ -115,7 +159,10 @@ def test_netem_missing_is_a_clear_error_or_delay_works():
         else:
             with pytest.raises(netlab.LabUnsupported, match="netem"):
                 small.shape("w1", rate_mbit=100, delay_ms=5)
-        small.shape("w1", loss=0.01)
+        small.shape("w1", loss=0.3)  # nft on the bridge drops 30% of w1's packets each way
+        assert 0.55 < _udp_through(small, "w1", "driver", 7004) < 0.85
+        small.shape("w1", loss=0)
+        assert _udp_through(small, "w1", "driver", 7004) == 1.0
 
 
 def test_teardown_leaves_nothing_even_after_a_failure():
