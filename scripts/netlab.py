@@ -75,6 +75,7 @@ class Lab:
         self.work_dir = Path(tempfile.mkdtemp(prefix=f"netlab-{self.tag}-"))
         self._secret = secrets.token_hex(32)
         self._loss: dict[str, float] = {}
+        self._cuts: dict[str, tuple] = {}
         self._faults = False
 
     # -- life -------------------------------------------------------------------------
@@ -151,17 +152,21 @@ class Lab:
         if loss is not None:
             links.loss_rule(loss)  # validates before anything changes
             self._loss[h.name] = loss
-            self._refault(h, cut_up=(), cut_down=())
+            self._refault(h)
 
     def _nft(self) -> None:
         if not self._faults:
             links.nft_ready(self.bridge_ns, {h.name: h.port for h in self.hosts.values()})
             self._faults = True
 
-    def _refault(self, h: Host, cut_up: tuple, cut_down: tuple) -> None:
+    def _refault(self, h: Host, cut_up: Optional[tuple] = None,
+                 cut_down: Optional[tuple] = None) -> None:
         """Rewrite h's chains: its loss, then drops of what it sends (cut_up: nft matches)
-        and of what it receives (cut_down)."""
+        and of what it receives (cut_down); None keeps the cuts it has."""
         self._nft()
+        if cut_up is not None:
+            self._cuts[h.name] = (cut_up, cut_down or ())
+        cut_up, cut_down = self._cuts.get(h.name, ((), ()))
         for chain, cuts in ((f"{h.name}_up", cut_up), (f"{h.name}_down", cut_down)):
             links.nft_flush(self.bridge_ns, chain)
             if self._loss.get(h.name):
