@@ -12,7 +12,8 @@ packages=(build-essential cmake ninja-build pkg-config patch curl ca-certificate
           protobuf-compiler libprotobuf-dev libgoogle-glog-dev libgflags-dev
           libboost-system-dev libboost-thread-dev libboost-filesystem-dev
           libopenblas-dev liblmdb-dev libleveldb-dev libsnappy-dev libhdf5-dev
-          libopencv-dev dataset-fashion-mnist)
+          libopencv-dev dataset-fashion-mnist
+          iproute2 nftables)  # the network lab (scripts/netlab.py): ip, tc, nft
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv python3-dev)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)  # Spark
 missing=()

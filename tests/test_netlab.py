@@ -1,0 +1,244 @@
+"""The network lab (scripts/netlab.py): real namespaces, veth links, tc, nft and Spark.
+
+A lab of 2 worker hosts at 500 Mbit/s: the hosts reach each other and nothing else,
+each link holds its rate with every link busy, a cut host is unreachable until
+restored, teardown leaves nothing behind, and a LeNet SparkNet fit driven from the
+driver host trains on executors that live in the worker hosts' namespaces.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import textwrap
+
+import pytest
+
+from netlab_fixture import RATE_MBIT, lab, lab_unavailable, netlab, netlab_links  # noqa: F401
+import netlab_tcp  # noqa: E402  (netlab_fixture put scripts/ on the path)
+
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+    print("connected")
+except OSError as e:
+    print(type(e).__name__, e)
+"""
+
+
+def _connect(lab, host, ip, port, timeout=2.0) -> str:
+    """What a TCP connect from `host` to ip:port does: 'connected' or the error."""
+    return lab.run_in(host, [lab.python, "-c", PROBE, ip, port, timeout], timeout=60).stdout
+
+
+UDP_SINK = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+s.settimeout(2.0)
+n = 0
+try:
+    while True:
+        s.recv(2048)
+        n += 1
+        s.settimeout(0.5)
+except socket.timeout:
+    pass
+print(n, flush=True)
+"""
+UDP_SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[3])):
+    s.sendto(b"x" * 64, (sys.argv[1], int(sys.argv[2])))
+    time.sleep(0.0002)
+"""
+
+
+def _udp_through(lab, src, dst, port, count=2000) -> float:
+    """The fraction of `count` datagrams from src that reach dst."""
+    sink = lab.popen_in(dst, [lab.python, "-c", UDP_SINK, lab.host(dst).ip, port],
+                        stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline().strip() == "ready"
+        lab.run_in(src, [lab.python, "-c", UDP_SEND, lab.host(dst).ip, port, count])
+        out, _ = sink.communicate(timeout=30)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait(timeout=10)
+    return int(out.split()[-1]) / count
+
+
+def _listen_in(lab, host, port):
+    """A listener on `host` (a one-line Python server), started and ready."""
+    code = ("import socket,sys,time; s=socket.create_server((sys.argv[1],int(sys.argv[2])));"
+            "print('ready',flush=True); time.sleep(120)")
+    proc = lab.popen_in(host, [lab.python, "-c", code, lab.host(host).ip, port],
+                        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_hosts_reach_each_other(lab):
+    listener = _listen_in(lab, "driver", 7001)
+    try:
+        for host in ["master", *[w.name for w in lab.workers]]:
+            assert _connect(lab, host, lab.driver_ip, 7001) == "connected\n", host
+    finally:
+        listener.kill()
+        listener.wait(timeout=10)
+
+
+def test_no_route_out_of_the_lab(lab):
+    # The root namespace's addresses (read only), loopback aside.
+    root_addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True)
+    root_ips = {line.split()[3].split("/")[0] for line in root_addrs.stdout.splitlines()}
+    root_ips.discard("127.0.0.1")
+    for host in lab.hosts.values():
+        routes = lab.run_in(host.name, ["ip", "-4", "route", "show", "table", "all"]).stdout
+        assert "default" not in routes, (host.name, routes)
+        addrs = lab.run_in(host.name, ["ip", "-4", "-o", "addr"]).stdout
+        assert {line.split()[3] for line in addrs.splitlines()} <= {"127.0.0.1/8",
+                                                                    f"{host.ip}/24"}
+    for ip in root_ips | {"8.8.8.8", "198.19.0.1"}:
+        assert "connected" not in _connect(lab, "w1", ip, 22, timeout=1), ip
+    # The root namespace's own loopback (where a Spark on 127.0.0.1 would listen).
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        assert "connected" not in _connect(lab, "w1", "127.0.0.1", port)
+
+
+def test_every_link_holds_its_rate_with_all_busy(lab):
+    """Each worker sends to the next at once (every link loaded both ways): each
+    transfer reaches 90% of the shaped rate (TCP over Ethernet tops out near 95%).
+    The one timing assertion, as issue 25 asks; measured twice before failing."""
+    for attempt in range(2):
+        results = netlab_tcp.measure(lab, netlab_tcp.ring_pairs(lab), seconds=2)
+        if all(r["fraction"] >= 0.90 for r in results):
+            break
+    assert all(r["fraction"] >= 0.90 for r in results), results
+    assert all(r["fraction"] <= 1.02 for r in results), results  # shaped, not loopback
+
+
+def test_cut_host_is_unreachable_until_restored(lab):
+    listener = _listen_in(lab, "driver", 7002)
+    try:
+        lab.cut("w1")
+        assert "timed out" in _connect(lab, "w1", lab.driver_ip, 7002, timeout=1)
+        assert "connected" in _connect(lab, "w2", lab.driver_ip, 7002)
+        lab.restore("w1")
+        lab.cut_to_driver("w2", direction="out")
+        assert "timed out" in _connect(lab, "w2", lab.driver_ip, 7002, timeout=1)
+        lab.cut_to_driver("w2", direction="in")  # only the driver's packets to w2 drop
+        assert _udp_through(lab, "w2", "driver", 7003) == 1.0
+        assert _udp_through(lab, "driver", "w2", 7003) == 0.0
+        lab.restore("w2")
+        lab.link_down("w1")
+        assert "connected" not in _connect(lab, "w1", lab.driver_ip, 7002, timeout=1)
+        lab.link_up("w1")
+        for host in ("w1", "w2"):
+            assert _connect(lab, host, lab.driver_ip, 7002) == "connected\n", host
+    finally:
+        lab.restore("w1")
+        lab.restore("w2")
+        listener.kill()
+        listener.wait(timeout=10)
+
+
+def test_loss_drops_packets_and_a_missing_netem_is_a_clear_error():
+    if lab_unavailable():
+        pytest.skip(lab_unavailable())
+    with netlab.Lab(k=1, rate_mbit=100) as small:
+        if netlab_links.has_qdisc("netem"):
+            small.shape("w1", rate_mbit=100, delay_ms=5)
+        else:
+            with pytest.raises(netlab.LabUnsupported, match="netem"):
+                small.shape("w1", rate_mbit=100, delay_ms=5)
+        small.shape("w1", loss=0.3)  # nft on the bridge drops 30% of w1's packets each way
+        assert 0.55 < _udp_through(small, "w1", "driver", 7004) < 0.85
+        small.shape("w1", loss=0)
+        assert _udp_through(small, "w1", "driver", 7004) == 1.0
+
+
+def test_teardown_leaves_nothing_even_after_a_failure():
+    if lab_unavailable():
+        pytest.skip(lab_unavailable())
+    tag = None
+    with pytest.raises(RuntimeError, match="boom"):
+        with netlab.Lab(k=1) as small:
+            tag = small.tag
+            sleeper = small.popen_in("w1", ["sleep", "300"])
+            assert any(ns.startswith(tag) for ns in netlab_links.namespaces())
+            raise RuntimeError("boom")
+    assert sleeper.wait(timeout=10) is not None
+    assert not [ns for ns in netlab_links.namespaces() if ns.startswith(tag + "-")]
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert tag not in listed
+
+
+def test_a_crashed_lab_is_removed_by_the_next_one():
+    if lab_unavailable():
+        pytest.skip(lab_unavailable())
+    dead = next(pid for pid in range(4_000_000, 3_000_000, -1)
+                if not os.path.exists(f"/proc/{pid}"))
+    left = netlab.Lab(k=1, tag=f"psn{dead}x0").up()  # never downed: its process "died"
+    try:
+        assert f"psn{dead}x0" in netlab_links.lab_tags()
+        assert f"psn{dead}x0" in netlab_links.remove_stale_labs()
+        assert not [ns for ns in netlab_links.namespaces() if ns.startswith(left.tag + "-")]
+    finally:
+        left.down()
+
+
+DRIVER = """
+import json, os, sys
+import numpy as np
+from pysparknet import zoo
+from pysparknet.data import fashion_mnist
+from pysparknet.spark import SparkNetTrainer, local_spark
+
+conf = json.load(open(os.environ["NETLAB_SPARK_CONF"]))
+spark = local_spark(os.environ["NETLAB_MASTER"], conf={**conf, "spark.task.maxFailures": "1"})
+sc = spark.sparkContext
+where = sc.parallelize(range(2), 2).map(
+    lambda _: os.stat("/proc/self/ns/net").st_ino).collect()
+x, y = fashion_mnist("train")
+records = list(zip(x[:1200], y[:1200].tolist()))
+xt, yt = fashion_mnist("test")
+trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=10, seed=3)
+result = trainer.fit(sc.parallelize(records, 2), validation_data=(xt[:1000], yt[:1000]),
+                     rounds=4, progress=False)
+executors = [e.host() for e in sc._jsc.sc().statusTracker().getExecutorInfos()]
+security = {k: sc.getConf().get(k, "unset") for k in
+            ("spark.authenticate", "spark.network.crypto.enabled")}
+print("RESULT", json.dumps({"ns": where, "security": security, "executors": sorted(map(str, executors)),
+                            "finite": bool(np.isfinite(result.weights.flat).all()),
+                            "history": result.history}, default=str))
+spark.stop()
+"""
+
+
+def test_lenet_fit_from_the_driver_host_on_executors_in_worker_hosts(lab, tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(DRIVER))
+    done = lab.run_in("driver", [lab.python, script], env=lab.spark_env("driver"),
+                      cwd=tmp_path, timeout=300)
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT "):])
+    worker_ns = {lab.ns_inode(w) for w in lab.workers}
+    assert set(result["ns"]) <= worker_ns and result["ns"], result
+    assert os.stat("/proc/self/ns/net").st_ino not in result["ns"]
+    assert set(result["executors"]) >= {w.ip for w in lab.workers}, result
+    assert result["finite"], result
+    assert len(result["history"]) == 4, result
+    assert result["history"][-1]["val_accuracy"] > 0.5, result  # chance is 0.1
+    # Spark's authentication (the lab's fresh secret) and RPC encryption, on every side.
+    assert result["security"] == {"spark.authenticate": "true",
+                                  "spark.network.crypto.enabled": "true"}, result
+    for log in ("master.log", "worker0.log", "worker1.log"):
+        assert "authentication enabled" in (lab.cluster.work_dir / log).read_text(), log
