@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +243,100 @@ def test_lenet_fit_from_the_driver_host_on_executors_in_worker_hosts(lab, tmp_pa
                                   "spark.network.crypto.enabled": "true"}, result
     for log in ("master.log", "worker0.log", "worker1.log"):
         assert "authentication enabled" in (lab.cluster.work_dir / log).read_text(), log
+
+
+RING_DRIVER = """
+import json, os, sys
+from pysparknet import zoo
+from pysparknet.data import fashion_mnist
+from pysparknet.spark import Exchange, SparkNetTrainer, local_spark
+
+tls = sys.argv[1] == "tls"
+conf = json.load(open(os.environ["NETLAB_SPARK_CONF"]))
+spark = local_spark(os.environ["NETLAB_MASTER"], conf={**conf, "spark.task.maxFailures": "1"})
+x, y = fashion_mnist("train")
+trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5, seed=3,
+                          exchange=Exchange(kind="ring", tls=tls))
+start = trainer.driver_net.get_weights().flat.copy()
+result = trainer.fit((x[:1000], y[:1000]), rounds=2, progress=False)
+start.tofile(sys.argv[2])
+print("RESULT", json.dumps({"rounds": len(result.history)}))
+spark.stop()
+"""
+
+
+def sniffed_ring_fit(lab, tmp_path, link: str) -> tuple:
+    """A ring fit from the driver host with a sniffer on the bridge: (the capture's bytes,
+    the fit's starting weights' bytes)."""
+    script, weights = tmp_path / "ring_driver.py", tmp_path / f"start_{link}.f32"
+    script.write_text(textwrap.dedent(RING_DRIVER))
+    capture = tmp_path / f"bridge_{link}.bin"
+    sniffer = subprocess.Popen([*netlab_links.in_ns(lab.bridge_ns), lab.python,
+                                str(Path(__file__).with_name("lab_sniffer.py")), capture, 600],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert sniffer.stdout.readline().strip() == "sniffing"
+        done = lab.run_in("driver", [lab.python, script, link, weights],
+                          env=lab.spark_env("driver"), cwd=tmp_path, timeout=400)
+    finally:
+        sniffer.terminate()
+        sniffer.wait(timeout=30)
+    assert '"rounds": 2' in done.stdout, done.stdout[-2000:]
+    return capture.read_bytes(), weights.read_bytes()
+
+
+def weight_windows_seen(capture: bytes, weights: bytes, width: int = 64, count: int = 200):
+    """How many of `count` windows of the weights' bytes (spread over the vector) appear
+    in the capture."""
+    step = max((len(weights) - width) // count, 1)
+    windows = [weights[i:i + width] for i in range(0, len(weights) - width, step)][:count]
+    return sum(window in capture for window in windows)
+
+
+def test_a_sniffer_on_the_bridge_sees_no_weights_of_a_ring_fit(lab, tmp_path):
+    """Spark's crypto on and the exchange over TLS, driver and peer links alike: none
+    of the first round's weights cross the bridge readable. The same fit in clear
+    (tls=False) shows the sniffer would see them."""
+    secure, weights = sniffed_ring_fit(lab, tmp_path, "tls")
+    clear, clear_weights = sniffed_ring_fit(lab, tmp_path, "plain")
+    assert weights == clear_weights  # same seed, same start
+    assert len(secure) > len(weights)  # the weights crossed, encrypted
+    assert weight_windows_seen(secure, weights) == 0
+    assert weight_windows_seen(clear, clear_weights) > 100
+
+
+def test_a_peer_port_refuses_a_stranger(lab):
+    """A process outside the run that reaches a worker's ring port is closed unheard:
+    the ring's own test (tests/test_ring.py) on loopback, here from another host."""
+    probe = textwrap.dedent("""
+        import socket, sys
+        from pysparknet.spark.exchange_tls import RingKeys
+        from pysparknet.spark.ring_links import RingLinks, RING_HELLO, RING_MAGIC
+        from pysparknet.spark.sockets import Deadline
+        ring = RingLinks(RingKeys.issue(True), b"s" * 32, 1, 0, sys.argv[1])
+        print(ring.address[1], flush=True)
+        try:
+            ring.join([list(ring.address), list(ring.address)], Deadline(20))
+        except Exception as error:
+            print("refused:", type(error).__name__, flush=True)
+    """)
+    worker = lab.workers[0]
+    listener = lab.popen_in(worker.name, [lab.python, "-c", probe, worker.ip],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(listener.stdout.readline())
+        stranger = textwrap.dedent(f"""
+            import socket
+            s = socket.create_connection(("{worker.ip}", {port}), timeout=10)
+            s.sendall(b"SNR1" + b"s" * 32 + bytes(12))
+            s.settimeout(10)
+            try:
+                print("answer", s.recv(1))
+            except ConnectionResetError:
+                print("answer reset")
+        """)
+        done = lab.run_in("driver", [lab.python, "-c", stranger], timeout=60)
+        assert done.stdout.strip() in ("answer b''", "answer reset"), done.stdout
+    finally:
+        listener.kill()
+        listener.wait(timeout=10)
