@@ -13,6 +13,7 @@ import socket
 import subprocess
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -180,6 +181,24 @@ def test_teardown_leaves_nothing_even_after_a_failure():
     assert not [ns for ns in netlab_links.namespaces() if ns.startswith(tag + "-")]
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert tag not in listed
+
+
+def test_netlab_sh_up_status_down():
+    if lab_unavailable():
+        pytest.skip(lab_unavailable())
+    sh = [str(Path(netlab.ROOT) / "scripts" / "netlab.sh")]
+    up = subprocess.run([*sh, "up", "1", "100"], capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    about = json.loads(up.stdout[:up.stdout.rindex("}") + 1])
+    try:
+        assert about["hosts"]["w1"]["ip"] == "198.18.0.11" and about["rate_mbit"] == 100
+        status = subprocess.run([*sh, "status"], capture_output=True, text=True, timeout=60)
+        assert f"{about['tag']}: 4 namespaces" in status.stdout
+    finally:
+        down = subprocess.run([*sh, "down", about["tag"]], capture_output=True, text=True,
+                              timeout=120)
+    assert down.returncode == 0 and f"removed {about['tag']}" in down.stdout, down.stderr
+    assert not [ns for ns in netlab_links.namespaces() if ns.startswith(about["tag"] + "-")]
 
 
 def test_a_crashed_lab_is_removed_by_the_next_one():
