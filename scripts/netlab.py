@@ -245,6 +245,17 @@ class Lab:
                        SPARK_CONF_DIR=str(self.work_dir / "conf"))
         return env
 
+    def run_driver(self, argv: list, timeout: float = 600, check: bool = True,
+                   host="driver") -> subprocess.CompletedProcess:
+        """Run `python *argv` on the driver host as the lab's Spark driver: spark_env(),
+        scripts/ on PYTHONPATH (for driver_session), and the lab's work dir as its folder,
+        not the source tree (whose pysparknet/ has no native build)."""
+        env = self.spark_env(host)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT / "scripts")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        return self.run_in(host, [self.python, *argv], timeout=timeout, check=check, env=env,
+                           cwd=self.work_dir)
+
     def ns_inode(self, host) -> int:
         """The inode of `host`'s network namespace (what /proc/PID/ns/net links to)."""
         return os.stat(f"/run/netns/{self.host(host).ns}").st_ino
@@ -253,6 +264,16 @@ class Lab:
         return {"tag": self.tag, "rate_mbit": self.rate_mbit, "master_url": self.master_url,
                 "work_dir": str(self.work_dir),
                 "hosts": {h.name: {"ns": h.ns, "ip": h.ip} for h in self.hosts.values()}}
+
+
+def driver_session(conf: Optional[dict] = None, app_name: str = "netlab"):
+    """In a program run by Lab.run_driver: a SparkSession on the lab's master, bound to
+    the driver host, with the lab's authentication and encryption (and `conf`)."""
+    from pysparknet.spark import local_spark
+    with open(os.environ["NETLAB_SPARK_CONF"]) as f:
+        lab_conf = json.load(f)
+    return local_spark(os.environ["NETLAB_MASTER"], app_name=app_name,
+                       conf={**lab_conf, **(conf or {})})
 
 
 # -- the command line (scripts/netlab.sh) --------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -35,20 +36,19 @@ def _connect(lab, host, ip, port, timeout=2.0) -> str:
 
 
 UDP_SINK = """
-import socket, sys, time
+import select, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
 s.bind((sys.argv[1], int(sys.argv[2])))
 print("ready", flush=True)
-s.settimeout(2.0)
 n = 0
-try:
-    while True:
+while True:  # counts until its stdin closes (or a minute passes)
+    ready, _, _ = select.select([s, sys.stdin], [], [], 60)
+    if s in ready:
         s.recv(2048)
         n += 1
-        s.settimeout(0.5)
-except socket.timeout:
-    pass
+    elif not ready or not sys.stdin.read(1):
+        break
 print(n, flush=True)
 """
 UDP_SEND = """
@@ -63,11 +63,12 @@ for i in range(int(sys.argv[3])):
 def _udp_through(lab, src, dst, port, count=2000) -> float:
     """The fraction of `count` datagrams from src that reach dst."""
     sink = lab.popen_in(dst, [lab.python, "-c", UDP_SINK, lab.host(dst).ip, port],
-                        stdout=subprocess.PIPE, text=True)
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout.readline().strip() == "ready"
         lab.run_in(src, [lab.python, "-c", UDP_SEND, lab.host(dst).ip, port, count])
-        out, _ = sink.communicate(timeout=30)
+        time.sleep(0.5)  # the last datagrams' way through the bridge
+        out, _ = sink.communicate(input="", timeout=30)
     finally:
         if sink.poll() is None:
             sink.kill()
@@ -182,6 +183,24 @@ def test_teardown_leaves_nothing_even_after_a_failure():
     assert tag not in listed
 
 
+def test_netlab_sh_up_status_down():
+    if lab_unavailable():
+        pytest.skip(lab_unavailable())
+    sh = [str(Path(netlab.ROOT) / "scripts" / "netlab.sh")]
+    up = subprocess.run([*sh, "up", "1", "100"], capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    about = json.loads(up.stdout[:up.stdout.rindex("}") + 1])
+    try:
+        assert about["hosts"]["w1"]["ip"] == "198.18.0.11" and about["rate_mbit"] == 100
+        status = subprocess.run([*sh, "status"], capture_output=True, text=True, timeout=60)
+        assert f"{about['tag']}: 4 namespaces" in status.stdout
+    finally:
+        down = subprocess.run([*sh, "down", about["tag"]], capture_output=True, text=True,
+                              timeout=120)
+    assert down.returncode == 0 and f"removed {about['tag']}" in down.stdout, down.stderr
+    assert not [ns for ns in netlab_links.namespaces() if ns.startswith(about["tag"] + "-")]
+
+
 def test_a_crashed_lab_is_removed_by_the_next_one():
     if lab_unavailable():
         pytest.skip(lab_unavailable())
@@ -201,10 +220,10 @@ import json, os, sys
 import numpy as np
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
-from pysparknet.spark import SparkNetTrainer, local_spark
+from pysparknet.spark import SparkNetTrainer
+from netlab import driver_session
 
-conf = json.load(open(os.environ["NETLAB_SPARK_CONF"]))
-spark = local_spark(os.environ["NETLAB_MASTER"], conf={**conf, "spark.task.maxFailures": "1"})
+spark = driver_session({"spark.task.maxFailures": "1"})
 sc = spark.sparkContext
 where = sc.parallelize(range(2), 2).map(
     lambda _: os.stat("/proc/self/ns/net").st_ino).collect()
@@ -227,8 +246,7 @@ spark.stop()
 def test_lenet_fit_from_the_driver_host_on_executors_in_worker_hosts(lab, tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(DRIVER))
-    done = lab.run_in("driver", [lab.python, script], env=lab.spark_env("driver"),
-                      cwd=tmp_path, timeout=300)
+    done = lab.run_driver([script], timeout=300)
     line = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     result = json.loads(line[len("RESULT "):])
     worker_ns = {lab.ns_inode(w) for w in lab.workers}
