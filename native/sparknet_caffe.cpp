@@ -180,6 +180,19 @@ struct sn_net {
   }
 };
 
+// The solver a call needs, or ArgumentError (a test-only net has none).
+static caffe::Solver<float>* RequireSolver(sn_net* net) {
+  if (!net->solver) throw ArgumentError("this net has no solver (test-only)");
+  return net->solver.get();
+}
+
+// The SGD-family solver whose history `what` reads or writes, or ArgumentError.
+static caffe::SGDSolver<float>* SgdSolver(sn_net* net, const char* what) {
+  auto* sgd = dynamic_cast<caffe::SGDSolver<float>*>(RequireSolver(net));
+  if (sgd == nullptr) throw ArgumentError(std::string(what) + " is only kept for SGD-family solvers");
+  return sgd;
+}
+
 namespace sparknet {
 // For the other translation units of the shim (image_codec.cpp).
 void set_last_error(const std::string& message) { last_error = message; }
@@ -313,10 +326,10 @@ sn_status sn_net_iter(sn_net* net, int* iter) {
 }
 
 sn_status sn_net_set_iter(sn_net* net, int iter) {
-  if (!net->solver) return Fail(SN_ERR_ARGUMENT, "this net has no solver (test-only)");
-  if (iter < 0) return Fail(SN_ERR_ARGUMENT, "iter must be >= 0");
-  net->solver.get()->*SolverAccess::iter() = iter;
-  return SN_OK;
+  return Guard([&] {
+    if (iter < 0) throw ArgumentError("iter must be >= 0");
+    RequireSolver(net)->*SolverAccess::iter() = iter;
+  });
 }
 
 sn_status sn_net_num_outputs(sn_net* net, int phase, int* count) {
@@ -363,12 +376,12 @@ sn_status sn_net_blob_data(sn_net* net, int phase, const char* name, float* out,
 }
 
 sn_status sn_net_train(sn_net* net, int iters, double* means, int capacity) {
-  if (!net->solver) return Fail(SN_ERR_ARGUMENT, "this net has no solver (test-only)");
-  if (iters < 0) return Fail(SN_ERR_ARGUMENT, "iters must be >= 0");
   return Guard([&] {
+    if (iters < 0) throw ArgumentError("iters must be >= 0");
+    caffe::Solver<float>* solver = RequireSolver(net);
     net->Enter();
     net->train_means->Reset();
-    net->solver->Step(iters);
+    solver->Step(iters);
     net->Finish();
     net->train_means->Means(means, capacity);
   });
@@ -453,10 +466,7 @@ sn_status sn_net_set_weights(sn_net* net, const float* in, int64_t count) {
 }
 
 static SGDAccess::Blobs& History(sn_net* net) {
-  if (!net->solver) throw ArgumentError("this net has no solver (test-only)");
-  auto* sgd = dynamic_cast<caffe::SGDSolver<float>*>(net->solver.get());
-  if (sgd == nullptr) throw ArgumentError("solver history is only kept for SGD-family solvers");
-  return sgd->*SGDAccess::history();
+  return SgdSolver(net, "solver history")->*SGDAccess::history();
 }
 
 static int64_t HistoryCount(sn_net* net) {
@@ -525,11 +535,9 @@ sn_status sn_net_load_caffemodel(sn_net* net, const char* path) {
 }
 
 sn_status sn_net_save_state(sn_net* net, const char* path, const char* model_path) {
-  if (!net->solver) return Fail(SN_ERR_ARGUMENT, "this net has no solver (test-only)");
   return Guard([&] {
+    caffe::SGDSolver<float>* sgd = SgdSolver(net, "solver state");
     net->Enter();
-    auto* sgd = dynamic_cast<caffe::SGDSolver<float>*>(net->solver.get());
-    if (sgd == nullptr) throw ArgumentError("solver state is only kept for SGD-family solvers");
     caffe::SolverState state;
     state.set_iter(net->solver->iter());
     state.set_learned_net(model_path);
@@ -540,11 +548,9 @@ sn_status sn_net_save_state(sn_net* net, const char* path, const char* model_pat
 }
 
 sn_status sn_net_restore_state(sn_net* net, const char* path, const char* model_path) {
-  if (!net->solver) return Fail(SN_ERR_ARGUMENT, "this net has no solver (test-only)");
   return Guard([&] {
+    caffe::SGDSolver<float>* sgd = SgdSolver(net, "solver state");
     net->Enter();
-    auto* sgd = dynamic_cast<caffe::SGDSolver<float>*>(net->solver.get());
-    if (sgd == nullptr) throw ArgumentError("solver state is only kept for SGD-family solvers");
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw IOError(std::string("cannot open ") + path);
     caffe::SolverState state;

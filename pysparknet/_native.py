@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int64, c_size_t, c_void_p
 from pathlib import Path
+from typing import Optional
 
 from ._cuda_libs import preload as preload_cuda_libraries
 from .errors import CaffeError, CaffeIOError, FeedError, NetArgumentError
@@ -45,10 +47,32 @@ sn_net_p = c_void_p
 sn_feed_fn = ctypes.CFUNCTYPE(c_int, c_void_p, c_int, c_char_p, POINTER(sn_batch))
 
 
+def _installed_elsewhere() -> Optional[Path]:
+    """Another pysparknet on sys.path with its native part built (an installed one that
+    this folder - the source tree, say - shadows), if any."""
+    here = Path(__file__).resolve().parent
+    for entry in sys.path:
+        candidate = Path(entry or ".").resolve() / "pysparknet"
+        if candidate != here and (candidate / LIBRARY.relative_to(here)).exists():
+            return candidate
+    return None
+
+
+def _missing_library() -> ImportError:
+    shadowed = _installed_elsewhere()
+    if shadowed is not None:
+        return ImportError(
+            f"this pysparknet is {Path(__file__).parent} (the source tree, imported because "
+            f"Python looks in the current folder first), which has no native part; the "
+            f"installed one at {shadowed} has it. Run from another folder (or `python -P`, "
+            "which leaves the current folder off sys.path)")
+    return ImportError(f"{LIBRARY} is missing: pysparknet's native part was not built "
+                       "(install with `pip install .` from the source tree)")
+
+
 def _load() -> ctypes.CDLL:
     if not LIBRARY.exists():
-        raise ImportError(f"{LIBRARY} is missing: pysparknet's native part was not built "
-                          "(install with `pip install .` from the source tree)")
+        raise _missing_library()
     not_in_wheels = preload_cuda_libraries(CAFFE_DIR)
     try:
         # RTLD_GLOBAL: Caffe's layer registry must be one object for libcaffe and the shim.

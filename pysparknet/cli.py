@@ -170,26 +170,40 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_plot(args) -> int:
-    """Accuracy vs. wall-clock time and vs. iterations, from a metrics file, to PNG."""
+def metrics_figure(metrics: Path):
+    """Accuracy vs. wall-clock time and vs. iterations: one labelled curve per run the
+    file holds (runs appended to one file stay apart by their records' `run`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in Path(args.metrics).read_text().splitlines() if line]
+    rows = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line]
     rows = [r for r in rows if "val_accuracy" in r]
     if not rows:
-        raise SystemExit(f"{args.metrics} holds no rounds with val_accuracy")
+        raise SystemExit(f"{metrics} holds no rounds with val_accuracy")
     fig, (by_time, by_iter) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    accuracy = [100 * r["val_accuracy"] for r in rows]
-    by_time.plot([r["elapsed_s"] for r in rows], accuracy, marker="o")
+    runs: dict = {}
+    for row in rows:
+        runs.setdefault(row.get("run", "run"), []).append(row)
+    for run, its_rows in runs.items():
+        accuracy = [100 * r["val_accuracy"] for r in its_rows]
+        label = f"run {run}" if len(runs) > 1 else None
+        by_time.plot([r["elapsed_s"] for r in its_rows], accuracy, marker="o", label=label)
+        by_iter.plot([r["iterations"] for r in its_rows], accuracy, marker="o", label=label)
     by_time.set(xlabel="wall-clock time (s)", ylabel="test accuracy (%)")
-    by_iter.plot([r["iterations"] for r in rows], accuracy, marker="o")
     by_iter.set(xlabel="iterations per worker")
     for ax in (by_time, by_iter):
         ax.grid(True, alpha=0.3)
-    fig.suptitle(Path(args.metrics).name)
+    if len(runs) > 1:
+        by_time.legend()
+    fig.suptitle(Path(metrics).name)
     fig.tight_layout()
+    return fig
+
+
+def cmd_plot(args) -> int:
+    """Accuracy vs. wall-clock time and vs. iterations, from a metrics file, to PNG."""
+    fig = metrics_figure(args.metrics)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=100)
     print(f"wrote {args.output}")

@@ -73,3 +73,16 @@ def test_sparknet_plot_writes_a_png(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pysparknet.cli", "plot", str(empty)],
                           capture_output=True, text=True, cwd=str(tmp_path))
     assert proc.returncode != 0 and "no rounds with val_accuracy" in proc.stderr
+
+
+def test_runs_appended_to_one_metrics_file_plot_as_labelled_curves(tmp_path):
+    from pysparknet.cli import metrics_figure
+
+    metrics = tmp_path / "m.jsonl"
+    metrics.write_text("".join(
+        json.dumps({"run": run, "round": r, "iterations": 50 * r, "elapsed_s": 1.5 * r,
+                    "val_accuracy": 0.5 + r / 20}) + "\n"
+        for run in ("aaaa", "bbbb") for r in range(1, 4)))
+    by_time, by_iter = metrics_figure(metrics).axes
+    assert [line.get_label() for line in by_time.get_lines()] == ["run aaaa", "run bbbb"]
+    assert [len(line.get_xdata()) for line in by_iter.get_lines()] == [3, 3]

@@ -190,10 +190,14 @@ def test_cli_trains_from_lmdbs(fmnist_lmdb, tmp_path):
     train_db, test_db = fmnist_lmdb
     out = subprocess.run([sys.executable, "-m", "pysparknet.cli", "train", "--data", str(train_db),
                           "--test-data", str(test_db), "--workers", "2", "--tau", "25",
-                          "--rounds", "6", "--validate-every", "6", "--quiet", "--stream",
+                          "--rounds", "6", "--validate-every", "6", "--stream",
                           "--metrics", str(tmp_path / "runs" / "m.jsonl")],
                          cwd="/", capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
+    # stderr is no terminal here (as under docker logs or CI): a line a round, no bar
+    lines = [line for line in out.stderr.splitlines() if line.startswith("round ")]
+    assert [line.split(",")[0] for line in lines] == [f"round {r}/6" for r in range(1, 7)]
+    assert "val_accuracy" in lines[-1] and "ETA 0 s" in lines[-1], lines[-1]
     accuracy = float(out.stdout.split("test accuracy ")[1].split("%")[0])
     print(out.stdout.strip().splitlines()[-1])
     assert accuracy >= 70.0

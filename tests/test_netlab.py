@@ -358,3 +358,53 @@ def test_a_peer_port_refuses_a_stranger(lab):
     finally:
         listener.kill()
         listener.wait(timeout=10)
+
+
+CUT_DRIVER = """
+import json, os, sys
+from pysparknet import zoo
+from pysparknet.data import fashion_mnist
+from pysparknet.spark import Exchange, Faults, SparkNetTrainer, local_spark
+
+conf = json.load(open(os.environ["NETLAB_SPARK_CONF"]))
+spark = local_spark(os.environ["NETLAB_MASTER"], conf={**conf, "spark.task.maxFailures": "1"})
+x, y = fashion_mnist("train")
+trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2, tau=5, seed=3,
+                          exchange=Exchange(kind=sys.argv[1]), faults=Faults(round_timeout=20))
+try:
+    trainer.fit((x[:1000], y[:1000]), rounds=400, metrics_path=sys.argv[2], progress=False)
+finally:
+    spark.stop()
+"""
+
+
+@pytest.mark.parametrize("exchange", ["driver", "ring"])
+def test_a_host_cut_off_past_the_deadline_fails_the_fit_naming_it(lab, tmp_path, exchange):
+    """A worker host's link cut (both ways) for longer than the round's deadline: the
+    fit fails within the deadline (and the stage's teardown), its error naming the
+    host, instead of hanging. The ring names every partition it still waited for."""
+    script, metrics = tmp_path / "cut_driver.py", tmp_path / "metrics.jsonl"
+    script.write_text(textwrap.dedent(CUT_DRIVER))
+    driver = lab.popen_in("driver", [lab.python, script, exchange, metrics],
+                          env=lab.spark_env("driver"), cwd=tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    cut_at = None
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.poll() is None:
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+                lab.cut("w2")
+                cut_at = time.monotonic()
+                break
+            time.sleep(0.2)
+        assert cut_at is not None, driver.communicate(timeout=60)[1][-3000:]
+        _, stderr = driver.communicate(timeout=180)
+        failed_after = time.monotonic() - cut_at
+    finally:
+        lab.restore("w2")
+        if driver.poll() is None:
+            driver.kill()
+    print(f"{exchange}: w2 cut after round 3; the fit failed {failed_after:.0f} s later")
+    assert driver.returncode != 0
+    assert "RoundTimeoutError" in stderr and "198.18.0.12" in stderr, stderr[-3000:]
+    assert failed_after < 20 + 90  # the deadline, then the stage's teardown

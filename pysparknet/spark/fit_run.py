@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -36,6 +38,7 @@ class FitRun:
         self.trainer = trainer
         self.sc = trainer.sc
         self.run_id = uuid.uuid4().hex
+        self.series = self.run_id[:12]  # the run's id in its records (and plots)
         self.spec = None
         self.listener: Optional[LinkListener] = None
         self.train: Optional[TrainingSet] = None
@@ -80,8 +83,14 @@ class FitRun:
         found = None
         if checkpoint_dir is not None and resume:
             found = checkpoint.load(Path(checkpoint_dir), driver_net)
+        elif checkpoint_dir is not None and (Path(checkpoint_dir) / "checkpoint.json").exists():
+            warnings.warn(f"{checkpoint_dir} holds another run's checkpoint, which this run "
+                          "replaces at its first checkpoint (resume=True continues it)",
+                          stacklevel=3)
         if found is None:
             return driver_net.get_weights(), [], 0
+        self.series = found.history[-1].get("run", self.series) if found.history else \
+            self.series
         if averaging:  # the averaged history is the driver solver's own
             trainer.round_driver.averaged_history = driver_net.get_history()
         self._check_same_run(found.meta)
@@ -142,6 +151,7 @@ class FitRun:
     def _after_round(self, log: RoundLog, r: int, weights, record: dict, until) -> bool:
         """Validate, record, checkpoint, report; False when `until` ends the fit."""
         done = r + 1
+        record["run"] = self.series  # a resumed run's rounds keep its first id
         if log.validating and (done % log.validate_every == 0 or done == log.rounds):
             self.validate(record, weights)
         log.history.append(record)
@@ -155,8 +165,10 @@ class FitRun:
 
     def validate(self, record: dict, weights) -> None:
         """The weights tested on the driver's validation data, as the record's val_*."""
+        tic = time.perf_counter()
         self.trainer.driver_net.set_weights(weights)
         record.update({f"val_{k}": v for k, v in self.trainer.driver_net.test().items()})
+        record["validation_s"] = time.perf_counter() - tic
 
     def checkpoint(self, directory, round_done: int, weights, history: list,
                    extra: Optional[dict] = None) -> None:

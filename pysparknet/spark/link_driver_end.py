@@ -34,16 +34,17 @@ POLL_S = 0.01  # how often a late worker's reader looks whether the round has cl
 
 
 @contextmanager
-def reading(part: int, deadline: Deadline):
+def reading(part: int, deadline: Deadline, host: str = ""):
     """A failed read from a link as the driver reports it: the round's deadline
     passed, or the link (its worker's process, or the network) was lost."""
     try:
         yield
     except (OSError, ValueError) as error:
         if deadline.expired():
-            raise RoundTimeoutError(f"partition {part} sent nothing within the round's "
-                                    f"deadline of {deadline.seconds:.0f} s") from None
-        raise LinkBroken(part, f"link lost ({type(error).__name__}: {error})") from None
+            where = f"partition {part}" + (f" on {host}" if host else "")
+            raise RoundTimeoutError(f"{where} sent nothing within the round's deadline of "
+                                    f"{deadline.seconds:.0f} s") from None
+        raise LinkBroken(part, f"link lost ({type(error).__name__}: {error})", host) from None
 
 
 def add_in_partition_order(partitions: int, total: np.ndarray, receive: np.ndarray,
@@ -95,6 +96,7 @@ class DriverLinks:
     def __init__(self, serial: int, partitions: int, ring: bool = False):
         self.serial, self.partitions, self.ring = serial, partitions, ring
         self.ring_addresses: list = []  # exchange='ring': each worker's, from READY
+        self.hosts: dict = {}  # partition -> the address its link came from, for errors
         self._rounds_sent = 0
         self._conns: dict = {}
         self._cond = threading.Condition()
@@ -112,6 +114,7 @@ class DriverLinks:
                     or self._aborted is not None or part in self._conns):
                 return False
             self._conns[part] = conn
+            self.hosts[part] = _peer_host(conn)
             self._cond.notify_all()
         return True
 
@@ -159,7 +162,7 @@ class DriverLinks:
                 conn.settimeout(TRANSFER_S)
                 conn.sendall(round_header(PEERS, nbytes=len(body)) + body)
             except OSError as error:
-                raise LinkBroken(part, f"link lost sending the ring's addresses ({error})") \
+                raise self._broken(part, f"link lost sending the ring's addresses ({error})") \
                     from None
 
     def _all_attached(self, deadline: Deadline) -> list:
@@ -176,17 +179,20 @@ class DriverLinks:
                         f"deadline of {deadline.seconds:.0f} s") from None
             return [self._conns[p] for p in range(self.partitions)]
 
+    def _broken(self, part: int, message: str) -> LinkBroken:
+        return LinkBroken(part, message, self.hosts.get(part, ""))
+
     def conn(self, part: int):
         with self._cond:
             if self._aborted is not None:
-                raise LinkBroken(part, self._aborted)
+                raise self._broken(part, self._aborted)
             return self._conns[part]
 
     # --- frames ---------------------------------------------------------------
     def _head(self, part: int, conn, deadline: Deadline) -> tuple[int, bytes, int]:
         """A frame's kind and JSON body (a worker's ERROR raised as its error), and how
         many weight bytes follow."""
-        with reading(part, deadline):
+        with reading(part, deadline, self.hosts.get(part, "")):
             kind, body_len, nbytes = recv_struct(conn, FRAME_HEADER, deadline)
             body = bytearray(body_len)
             recv_exactly(conn, memoryview(body), deadline)
@@ -199,9 +205,9 @@ class DriverLinks:
         """The frame's weight bytes into `into` (none expected when it is None)."""
         expected = 0 if into is None else into.nbytes
         if nbytes != expected:
-            raise LinkBroken(part, f"sent {nbytes} weight bytes, expected {expected}")
+            raise self._broken(part, f"sent {nbytes} weight bytes, expected {expected}")
         if nbytes:
-            with reading(part, deadline):
+            with reading(part, deadline, self.hosts.get(part, "")):
                 recv_exactly(conn, byte_view(into), deadline)
 
     def read_result(self, part: int, deadline: Deadline, kinds=(RESULT,)):
@@ -209,7 +215,7 @@ class DriverLinks:
         conn = self.conn(part)
         kind, body, nbytes = self._head(part, conn, deadline)
         if kind not in kinds:
-            raise LinkBroken(part, f"sent frame {kind} where a result belongs")
+            raise self._broken(part, f"sent frame {kind} where a result belongs")
         return kind, RoundStats.from_json(body), nbytes
 
     # --- rounds ---------------------------------------------------------------
@@ -245,7 +251,7 @@ class DriverLinks:
             conn.sendall(header)
             conn.sendall(byte_view(weights))
         except OSError as error:
-            raise LinkBroken(part, f"link lost sending the weights ({error})") from None
+            raise self._broken(part, f"link lost sending the weights ({error})") from None
 
     def _in_order(self, sends: list, size: int, deadline: Deadline, weighted: bool):
         """Every result, added in partition order (scaled by its iterations, if weighted)."""
@@ -273,7 +279,7 @@ class DriverLinks:
             sends[part].result()
             _, stats, nbytes = self.read_result(part, deadline)
             if not 0 <= stats.chunk < self.partitions:
-                raise LinkBroken(part, f"sent chunk {stats.chunk} of {self.partitions}")
+                raise self._broken(part, f"sent chunk {stats.chunk} of {self.partitions}")
             chunk = total[slice(*bounds[stats.chunk])]
             into = np.empty(chunk.size, wire) if compressed else chunk
             self.weights_into(part, self.conn(part), deadline, into, nbytes)
@@ -292,14 +298,26 @@ class DriverLinks:
         readers = [self._pool.submit(read, part) for part in range(self.partitions)]
         done, _ = wait(readers, return_when=FIRST_EXCEPTION)
         for reader in done:  # the first failure is the cause, whichever link it was
-            if reader.exception() is not None:
-                raise reader.exception()
+            error = reader.exception()
+            if isinstance(error, RoundTimeoutError) and self.ring:
+                raise self._ring_stalled(readers, error) from None
+            if error is not None:
+                raise error
         return [reader.result() for reader in readers]
+
+    def _ring_stalled(self, readers: list, error: RoundTimeoutError) -> RoundTimeoutError:
+        """In a ring one lost or cut host stalls its neighbours too: name every
+        partition the round still waited for, with its host."""
+        waiting = [f"{part} ({self.hosts.get(part, '?')})" for part, reader in
+                   enumerate(readers) if not reader.done() or reader.exception() is not None]
+        return RoundTimeoutError(f"{error}; the ring still waited for partition(s) "
+                                 f"{', '.join(waiting)}: a host lost or cut off among them "
+                                 "stalls the others")
 
     def stop(self, part: int, round_no: int) -> None:
         """Close the round for `part`'s worker (from the thread that reads its link)."""
         conn = self.conn(part)
-        with reading(part, Deadline(TRANSFER_S)):
+        with reading(part, Deadline(TRANSFER_S), self.hosts.get(part, "")):
             conn.sendall(round_header(STOP, round_no))
 
 
@@ -370,3 +388,10 @@ def _ring_address(part: int, body: bytes) -> list:
     except (ValueError, KeyError, TypeError):
         pass
     raise LinkBroken(part, f"sent no ring address with READY ({body[:100]!r})")
+
+
+def _peer_host(conn) -> str:
+    try:
+        return str(conn.getpeername()[0])
+    except (OSError, IndexError):
+        return ""

@@ -74,8 +74,9 @@ class RoundStats:
 class LinkBroken(TransportError):
     """A worker's link broke off: its process, or the network between, was lost."""
 
-    def __init__(self, part: int, message: str):
-        super().__init__(f"partition {part}: {message}" if part >= 0 else message)
+    def __init__(self, part: int, message: str, host: str = ""):
+        where = f"partition {part}" + (f" on {host}" if host else "")
+        super().__init__(f"{where}: {message}" if part >= 0 else message)
         self.part = part  # -1: the stage as a whole (its job ended before every link)
 
 

@@ -74,7 +74,8 @@ class SparkNetTrainer:
                  num_workers: int = 2, tau: TauSpec = 50, device: str = "cpu",
                  seed: Optional[int] = None, *, outer: Union[str, OuterOptimizer] = "plain",
                  solver_state: str = "local", schedule: Optional[str] = None,
-                 exchange: Union[Exchange, str, None] = None, stragglers: Optional[Stragglers] = None,
+                 exchange: Union[Exchange, str, None] = None,
+                 stragglers: Optional[Stragglers] = None,
                  faults: Optional[Faults] = None, on_unassigned_gpu: str = "warn",
                  **flat_options):
         options.check_options(num_workers, on_unassigned_gpu, solver_state)
