@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .fit_options import add_fit_options
+
 from .repro.commands import add_repro
 
 
@@ -275,14 +277,8 @@ def _add_train_run_options(train) -> None:
                             "update rounded to 16 bits (summed and applied in float32)")
     train.add_argument("--record-shape", type=int, nargs=3, metavar=("C", "H", "W"),
                        help="data top shape, for a .prototxt model")
-    train.add_argument("--validate-every", type=int, default=10, help="rounds")
-    train.add_argument("--checkpoint-dir", type=Path)
-    train.add_argument("--checkpoint-every", type=int, default=10, help="rounds")
-    train.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
-    train.add_argument("--metrics", type=Path, help="append one JSON line per round here")
+    add_fit_options(train)
     train.add_argument("--save", type=Path, help="write the final .caffemodel here")
-    train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)
 
 

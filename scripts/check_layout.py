@@ -26,7 +26,7 @@ LAYERS = [
     ("data",),
     ("weights", "net", "netparams", "zoo", "feeds", "outer", "finetune"),
     ("spark",),
-    ("ml", "repro", "cli", "progress", "metrics_file"),
+    ("ml", "repro", "cli", "fit_options", "progress", "metrics_file"),
 ]
 
 

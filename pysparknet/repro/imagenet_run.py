@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from ..data import open_data
+from ..fit_options import add_fit_options
 from .imagenet import Scores, check_same_classes, validation_arrays, with_top5
 
 # SparkNet's ImageNet apps: each worker runs the train_val's own minibatch.
@@ -127,12 +128,6 @@ def add_parser(sub, net: str) -> None:
     p.add_argument("--executor-mb", type=int, default=EXECUTOR_MB)
     p.add_argument("--conf", action="append", metavar="KEY=VALUE", help="a Spark setting")
     p.add_argument("--slots-timeout", type=float, default=300.0)
-    p.add_argument("--validate-every", type=int, default=10, help="rounds")
-    p.add_argument("--checkpoint-dir", type=Path)
-    p.add_argument("--checkpoint-every", type=int, default=10, help="rounds")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
-    p.add_argument("--metrics", type=Path, help="one JSON line per round")
+    add_fit_options(p)
     p.add_argument("--plot", type=Path, help="top-1/top-5 vs time and iterations PNG")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run, net=net)
