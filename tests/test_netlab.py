@@ -290,7 +290,8 @@ def sniffed_ring_fit(lab, tmp_path, link: str) -> tuple:
     script.write_text(textwrap.dedent(RING_DRIVER))
     capture = tmp_path / f"bridge_{link}.bin"
     sniffer = subprocess.Popen([*netlab_links.in_ns(lab.bridge_ns), lab.python,
-                                str(Path(__file__).with_name("lab_sniffer.py")), capture, 600],
+                                str(Path(__file__).with_name("lab_sniffer.py")), str(capture),
+                                "600"],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert sniffer.stdout.readline().strip() == "sniffing"
@@ -340,7 +341,7 @@ def test_a_peer_port_refuses_a_stranger(lab):
     """)
     worker = lab.workers[0]
     listener = lab.popen_in(worker.name, [lab.python, "-c", probe, worker.ip],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, cwd=lab.work_dir)
     try:
         port = int(listener.stdout.readline())
         stranger = textwrap.dedent(f"""
@@ -353,7 +354,8 @@ def test_a_peer_port_refuses_a_stranger(lab):
             except ConnectionResetError:
                 print("answer reset")
         """)
-        done = lab.run_in("driver", [lab.python, "-c", stranger], timeout=60)
+        done = lab.run_in("driver", [lab.python, "-c", stranger], timeout=60,
+                          cwd=lab.work_dir)
         assert done.stdout.strip() in ("answer b''", "answer reset"), done.stdout
     finally:
         listener.kill()
@@ -361,7 +363,7 @@ def test_a_peer_port_refuses_a_stranger(lab):
 
 
 CUT_DRIVER = """
-import json, os, sys
+import json, os, sys, time
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.spark import Exchange, Faults, SparkNetTrainer, local_spark
@@ -373,6 +375,9 @@ trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2,
                           exchange=Exchange(kind=sys.argv[1]), faults=Faults(round_timeout=20))
 try:
     trainer.fit((x[:1000], y[:1000]), rounds=400, metrics_path=sys.argv[2], progress=False)
+except Exception as error:  # when the fit gave up, and why (the session's stop may wait)
+    print("FAILED", time.monotonic(), type(error).__name__, str(error).replace("\\n", " "),
+          flush=True)
 finally:
     spark.stop()
 """
@@ -398,13 +403,15 @@ def test_a_host_cut_off_past_the_deadline_fails_the_fit_naming_it(lab, tmp_path,
                 break
             time.sleep(0.2)
         assert cut_at is not None, driver.communicate(timeout=60)[1][-3000:]
-        _, stderr = driver.communicate(timeout=180)
-        failed_after = time.monotonic() - cut_at
+        stdout, stderr = driver.communicate(timeout=300)
     finally:
         lab.restore("w2")
         if driver.poll() is None:
             driver.kill()
-    print(f"{exchange}: w2 cut after round 3; the fit failed {failed_after:.0f} s later")
-    assert driver.returncode != 0
-    assert "RoundTimeoutError" in stderr and "198.18.0.12" in stderr, stderr[-3000:]
-    assert failed_after < 20 + 90  # the deadline, then the stage's teardown
+    failed = [line.split(" ", 3) for line in stdout.splitlines() if line.startswith("FAILED ")]
+    assert failed, stderr[-3000:]
+    _, at, kind, message = failed[0]
+    failed_after = float(at) - cut_at  # CLOCK_MONOTONIC: one clock for the whole machine
+    print(f"{exchange}: w2 cut after round 3; {kind} {failed_after:.0f} s later: {message}")
+    assert kind == "RoundTimeoutError" and "198.18.0.12" in message, message
+    assert failed_after < 20 + 60 + 15 + 25  # deadline, stage teardown, release, slack

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+from pyspark import InheritableThread
 
 from ..errors import DataError, TrainingDivergedError
 from ..outer import OuterOptimizer
@@ -24,6 +25,7 @@ from .training_set import TrainingSet, training_set, validation_arrays
 from .transport import LinkListener
 
 _LOG = logging.getLogger("pysparknet")
+RELEASE_S = 15.0  # how long the end of a fit waits for its solvers to be freed
 # Checkpoints written before these settings existed were written with these values.
 _SETTINGS_BEFORE_THEY_WERE_WRITTEN = {"solver_state": "local", "outer": OuterOptimizer().config()}
 _SETTING_NAMES = {"num_workers": "K", "outer": "outer optimizer"}
@@ -214,10 +216,20 @@ class FitRun:
             self.train.unpersist()
 
     def _release_solvers(self) -> None:
-        """Best effort: free the run's solvers, over the data-free partitions, whose
-        tasks go where the solvers were built (a worker missed here frees them once
-        they have been idle for solvers.ABANDONED_S)."""
-        try:
-            self.train.data_free.mapPartitions(release_task(self.run_id)).collect()
-        except Exception:  # noqa: BLE001 - best effort
-            pass
+        """Best effort, for up to RELEASE_S: free the run's solvers, over the data-free
+        partitions, whose tasks go where the solvers were built. A worker missed here
+        (an executor lost or cut off, whose task would wait for Spark to give up on
+        it) frees them once they have been idle for solvers.ABANDONED_S."""
+        group = f"sparknet-{self.run_id[:8]}-release"
+
+        def release():
+            self.sc.setJobGroup(group, "SparkNet: free the run's solvers")
+            try:
+                self.train.data_free.mapPartitions(release_task(self.run_id)).collect()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+        thread = InheritableThread(target=release, daemon=True)
+        thread.start()
+        thread.join(RELEASE_S)
+        if thread.is_alive():
+            self.sc.cancelJobGroup(group)
