@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     text = args.doc.read_text()
     try:
         fresh = render_text(text)
-    except RenderError as error:
+    except (RenderError, LookupError, OSError) as error:
         print(f"render: {error}", file=sys.stderr)
         return 2
     if not args.check:

@@ -59,6 +59,10 @@ def spread(values, digits: int = 1, scale: float = 1.0) -> str:
     return text + (" drift" if s["drift"] else "")
 
 
+def yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def median(values) -> float:
     return statistics.median(values)
 
@@ -206,20 +210,20 @@ def gpu_checks():
     path = GPU_RUN / "gpu_checks.json"
     c = json.loads(path.read_text())
     a, acc = c["agreement"], c["accuracy"]
-    lines = header("check", "result", "pass")
+    lines = header("check", "result", "pass", text_columns=3)
     lines.append(row("LeNet, same weights and batches, 5 steps on CPU and GPU",
                      f"max relative weight difference {a['max_relative_weight_difference']:.1e} "
                      f"(heuristic picks {a['max_relative_weight_difference_heuristic_picks']:.1e})"
-                     f"; loss difference {a['loss_difference']:.1e}", a["pass"]))
+                     f"; loss difference {a['loss_difference']:.1e}", yes(a["pass"])))
     lines.append(row("GPU feed vs the CPU's, 3 steps", "bit-exact" if c["feed"]["bit_exact"]
-                     else "differs", c["feed"]["pass"]))
+                     else "differs", yes(c["feed"]["pass"])))
     lines.append(row("huge net, then LeNet in the same process", "out of memory, then LeNet "
-                     f"loss {c['oom']['next_net_loss']:.2f}", c["oom"]["pass"]))
+                     f"loss {c['oom']['next_net_loss']:.2f}", yes(c["oom"]["pass"])))
     lines.append(row(f"LeNet on Fashion-MNIST, {acc['iterations']:,} iterations",
                      f"{acc['accuracy']:.2%} test accuracy, {acc['ms_per_iteration']:.2f} ms "
-                     "an iteration", acc["pass"]))
+                     "an iteration", yes(acc["pass"])))
     lines.append(row("a kernel fault in a child process", f"child exit {c['sticky']['child_exit']}"
-                     ", sticky CUDA error reported", c["sticky"]["pass"]))
+                     ", sticky CUDA error reported", yes(c["sticky"]["pass"])))
     return lines, [f"Raw: `{rel(path)}`."]
 
 
@@ -232,3 +236,123 @@ def tau_k():
     lines = [line for line in text.splitlines() if line.startswith("|")]
     return lines, [f"Raw: `{rel(path)}` ({results['machine']}, started {results['started']}); "
                    f"predicted within 25%: {within} of {reached} runs that reached the target."]
+
+
+def one_run(data: dict) -> str:
+    return "One run, not interleaved (the script measures each side once)."
+
+
+@table
+def train_throughput():
+    data, src = stored("train_throughput")
+    lines = header("net", "batch", "caffe train img/s", "caffe time (fwd+bwd only) img/s",
+                   "Net.train img/s", "Net / caffe train")
+    for r in data["rows"]:
+        lines.append(row(r["net"], r["batch"], f"{r['caffe_train_ips']:.0f}",
+                         f"{r['caffe_time_ips']:.0f}", f"{r['net_train_ips']:.0f}",
+                         f"{r['net_train_ips'] / r['caffe_train_ips']:.3f}"))
+    return lines, src + [one_run(data)]
+
+
+@table
+def zoo_cpu():
+    data, src = stored("zoo_forward_backward_cpu")
+    lines = header("net", "batch", "caffe time ms/iter", "Net fwd+bwd ms/iter",
+                   "Net.train ms/iter", "caffe time / Net fwd+bwd")
+    for r in data["rows"]:
+        lines.append(row(r["net"], r["batch"], f"{r['caffe_time_ms']:.0f}",
+                         f"{r['net_forward_backward_ms']:.0f}", f"{r['net_train_ms']:.0f}",
+                         f"{r['caffe_time_ms'] / r['net_forward_backward_ms']:.3f}"))
+    return lines, src + [one_run(data) + f" Mean of {data['extra']['iterations']} iterations."]
+
+
+@table
+def spark_job_latency():
+    data, src = stored("spark_job_latency")
+    e = data["extra"]
+    jvm = e["median_ms"]["jvm"]
+    lines = header("job", "ms (median of the jobs)", "/ JVM only")
+    for key, name in (("jvm", "JVM only (count of a cached RDD)"),
+                      ("python", "Python tasks, counted by the JVM"),
+                      ("collect", "Python tasks, collected into Python")):
+        lines.append(row(name, f"{e['median_ms'][key]:.1f}", f"{e['median_ms'][key] / jvm:.2f}"))
+    for name, p in e["partitions"].items():
+        lines.append(row(f"Python tasks reading cached {name} partitions "
+                         f"({p['bytes'] / 1e6:.0f} MB each)", f"{p['with_data_ms']:.1f}",
+                         f"{p['with_data_ms'] / jvm:.2f}"))
+        lines.append(row("the same partitions emptied (data-free rounds)",
+                         f"{p['data_free_ms']:.1f}", f"{p['data_free_ms'] / jvm:.2f}"))
+    return lines, src + [f"Median of {e['jobs']} jobs each, the variants one after another."]
+
+
+@table
+def memory():
+    data, src = stored("memory")
+    e = data["extra"]
+    model = e["model_bytes"]
+    worst = max(e["driver_round_peaks"][1:] or e["driver_round_peaks"])
+    lines = header("process", "traced Python peak MB", "model-sized copies")
+    lines.append(row(f"driver python (worst of rounds 2..{e['rounds']})", f"{worst / 1e6:.0f}",
+                     f"{worst / model:.2f}"))
+    for pid, peak in sorted(e["worker_peaks"].items()):
+        lines.append(row("executor python worker (whole run)", f"{peak / 1e6:.0f}",
+                         f"{peak / model:.2f}"))
+    lines.append(row("driver JVM, resident after the run", f"{e['driver_jvm_rss_mb']:.0f}", "-"))
+    for rss in e["executor_jvm_rss_mb"]:
+        lines.append(row("executor JVM, resident after the run", f"{rss:.0f}", "-"))
+    return lines, src + [f"{e['floats']:,} floats = {model / 1e6:.0f} MB a copy; "
+                         f"K={e['workers']}, schedule {e['schedule']}, {e['rounds']} rounds."]
+
+
+@table
+def feed_wait():
+    data, src = stored("feed_wait")
+    e = data["extra"]
+    s = e["mean_s"]
+    lines = header("step (CaffeNet, batch %d)" % e["batch"], "ms per batch",
+                   "/ training iteration from arrays")
+    for key, name in (("arrays", "training iteration from arrays"),
+                      ("records", "training iteration from a list of records (prefetch on)"),
+                      ("stream", "training iteration from JPEG files decoded on the fly"),
+                      ("feed", "feed + transform alone"),
+                      ("memcpy", f"memcpy of the feed's output ({e['feed_bytes'] / 1e6:.1f} MB)"),
+                      ("decode", "read + decode + resize of one batch of JPEGs, one thread")):
+        lines.append(row(name, f"{s[key] * 1e3:.1f}", f"{s[key] / s['arrays']:.4f}"))
+    return lines, src + [f"Mean of {e['iterations']} iterations each, one after another "
+                         "(not interleaved)."]
+
+
+@table
+def sync():
+    data, src = stored("sync")
+    e = data["extra"]
+    k = e["workers"]
+    lines = header("weights", "floats", "link", "schedule", "sync ms", "raw TCP ms",
+                   "raw TLS ms", "raw TCP / sync", text_columns=1)
+    for r in data["rows"]:
+        lines.append(row(r["weights"], f"{r['floats']:,}", r["link"], r["schedule"],
+                         f"{r['sync_s'] * 1e3:.1f}", f"{r['raw_tcp_s'] * 1e3:.1f}",
+                         f"{r['raw_tls_s'] * 1e3:.1f}", f"{r['raw_tcp_s'] / r['sync_s']:.3f}"))
+    for key, took in e["empty_round_sync_s"].items():
+        link, schedule = key.split(",")
+        lines.append(row("empty round", 80, link, schedule, f"{took * 1e3:.2f}",
+                         f"{e['raw_empty_s']['tcp'] * 1e3:.2f}",
+                         f"{e['raw_empty_s']['tls'] * 1e3:.2f}",
+                         f"{e['raw_empty_s']['tcp'] / took:.3f}"))
+    return lines, src + [f"K={k}, {e['master']}; sync: median of rounds after the first "
+                         f"({e['rounds']} a variant); raw: best of the transfers."]
+
+
+@table
+def stragglers():
+    data, src = stored("stragglers")
+    rows_ = data["rows"]
+    base = rows_[0]["round_s"]
+    lines = header("rounds", "median round s", "/ no straggler", "rounds in budget",
+                   "test accuracy")
+    for r in rows_:
+        lines.append(row(r["variant"], f"{r['round_s']:.3f}", f"{r['round_s'] / base:.2f}",
+                         r["rounds"], f"{r['accuracy']:.4f}"))
+    e = data["extra"]
+    return lines, src + [f"K={e['workers']}, tau={e['tau']}, {e['budget']:g} s of training "
+                         "a run; one run a variant, one seed."]

@@ -73,6 +73,25 @@ def versions() -> dict:
     return found
 
 
+def gpu_info() -> dict:
+    """nvidia-smi's name, driver and clocks, and torch's CUDA and cuDNN, where present."""
+    info = {}
+    query = "name,driver_version,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem"
+    try:
+        info["nvidia_smi"] = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv"], capture_output=True,
+            text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        import torch
+        info["torch_cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    except Exception:  # no torch, or no CUDA build of it
+        pass
+    return info
+
+
 def record(name: str, command: str | None = None, rows: Iterable | None = None,
            extra: Mapping | None = None, repeats: Mapping | None = None) -> Path:
     """Write one run's raw output; returns the file's path (printed too)."""

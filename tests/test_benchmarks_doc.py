@@ -65,3 +65,11 @@ def test_a_stored_record_renders_with_its_spread(tmp_path, monkeypatch):
     assert "| tls=False | 1.00 (0.90-1.10) | 1.00 |" in block
     assert "| TLS 1.3 (default) | 2.00 (2.00-3.00) drift | 2.00 |" in block
     assert "-box/exchange_connect.json" in block
+
+
+def test_check_reports_a_missing_record_instead_of_crashing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(tmp_path / "empty"))
+    doc = tmp_path / "B.md"
+    doc.write_text("<!-- table: weights_copy -->\n<!-- /table -->\n")
+    assert render.main(["--check", "--doc", str(doc)]) == 2
+    assert "no stored result weights_copy.json" in capsys.readouterr().err
