@@ -39,7 +39,9 @@ def stored(name: str) -> tuple[dict, list[str]]:
         raise LookupError(f"no stored result {name}.json under {results_io.results_root()}")
     data = results_io.load(path)
     load = f"{data['load_before'][0]:.1f} -> {data['load_after'][0]:.1f}"
-    line = (f"Raw: `{rel(path)}`; `{data['command']}`, commit {data['commit'][:12]}, "
+    commit = data["commit"][:12] + (" (uncommitted changes)" if data["commit"].endswith(
+        "-dirty") else "")
+    line = (f"Raw: `{rel(path)}`; `{data['command']}`, commit {commit}, "
             f"{data['date']}, {data['machine']} ({data['cpu']}), load {load}.")
     return data, [line]
 
@@ -298,10 +300,10 @@ def memory():
         lines.append(row("executor python worker (whole run)", f"{peak / 1e6:.0f}",
                          f"{peak / model:.2f}"))
     lines.append(row("driver JVM, resident after the run", f"{e['driver_jvm_rss_mb']:.0f}", "-"))
-    for rss in e["executor_jvm_rss_mb"]:
-        lines.append(row("executor JVM, resident after the run", f"{rss:.0f}", "-"))
     return lines, src + [f"{e['floats']:,} floats = {model / 1e6:.0f} MB a copy; "
-                         f"K={e['workers']}, schedule {e['schedule']}, {e['rounds']} rounds."]
+                         f"K={e['workers']}, schedule {e['schedule']}, {e['rounds']} rounds. "
+                         "The executor JVMs' resident sizes are left out: the script finds "
+                         "them by name, which on a shared machine counts other runs' too."]
 
 
 @table
