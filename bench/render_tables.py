@@ -46,8 +46,10 @@ def stored(name: str) -> tuple[dict, list[str]]:
     return data, [line]
 
 
-def header(*names: str, text_columns: int = 1) -> list[str]:
-    aligns = ["---"] * text_columns + ["---:"] * (len(names) - text_columns)
+def header(*names: str, text_columns: int = 1, text: tuple = ()) -> list[str]:
+    """A table's first two lines; text columns (the first ones, or those indexed
+    in `text`) align left, figures right."""
+    aligns = ["---" if i < text_columns or i in text else "---:" for i in range(len(names))]
     return ["| " + " | ".join(names) + " |", "|" + "|".join(aligns) + "|"]
 
 
@@ -330,7 +332,7 @@ def sync():
     e = data["extra"]
     k = e["workers"]
     lines = header("weights", "floats", "link", "schedule", "sync ms", "raw TCP ms",
-                   "raw TLS ms", "raw TCP / sync", text_columns=1)
+                   "raw TLS ms", "raw TCP / sync", text=(2, 3))
     for r in data["rows"]:
         lines.append(row(r["weights"], f"{r['floats']:,}", r["link"], r["schedule"],
                          f"{r['sync_s'] * 1e3:.1f}", f"{r['raw_tcp_s'] * 1e3:.1f}",

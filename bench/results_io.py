@@ -173,7 +173,13 @@ def load(path: Path) -> dict:
 
 
 def latest(name: str, root: Path | None = None) -> Path | None:
-    """The newest stored `<name>.json` (folders sort by their date prefix)."""
-    found = sorted((root or results_root()).glob(f"*/{name}.json"),
-                   key=lambda p: (p.parent.name[:10], p.stat().st_mtime))
+    """The newest stored `<name>.json`: by its folder's date prefix, then by the
+    time the record says it was written (not the file's mtime, which a checkout resets)."""
+    def written(path: Path) -> tuple:
+        try:
+            stamp = str(load(path).get("time_utc", ""))
+        except (OSError, ValueError, AttributeError):
+            stamp = ""
+        return path.parent.name[:10], stamp, path.parent.name
+    found = sorted((root or results_root()).glob(f"*/{name}.json"), key=written)
     return found[-1] if found else None

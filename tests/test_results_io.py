@@ -74,3 +74,11 @@ def test_summarize_and_the_drift_flag():
     assert results_io.summarize([10.0, 10.0, 11.4])["drift"] is False  # 14%
     with pytest.raises(ValueError):
         results_io.summarize([])
+
+
+def test_latest_orders_a_day_by_the_time_written_not_the_mtime(results_dir):
+    for folder, stamp in (("2026-03-01-b", "2026-03-01T10:00:00+00:00"),
+                          ("2026-03-01-a", "2026-03-01T12:00:00+00:00")):
+        (results_dir / folder).mkdir()
+        (results_dir / folder / "x.json").write_text(json.dumps({"time_utc": stamp}))
+    assert results_io.latest("x").parent.name == "2026-03-01-a"
