@@ -13,6 +13,8 @@ import argparse
 import statistics
 import time
 
+from results_io import record  # bench/, beside this script
+
 from pysparknet.spark.link_worker_end import WorkerLink
 from pysparknet.spark.transport import LinkListener
 
@@ -46,6 +48,8 @@ def main() -> None:
         spread = f"{min(times[on]) * 1e3:.2f}-{max(times[on]) * 1e3:.2f}"
         print(f"| {'TLS 1.3 (default)' if on else 'tls=False'} | {median:.2f} ({spread}) | "
               f"{median / plain_ms:.2f} |")
+    record("exchange_connect", repeats={"tls=False": times[False], "TLS 1.3 (default)": times[True]},
+           extra={"connections": args.connections})
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_jpeg_decode import generated_jpegs
+from results_io import record  # bench/, beside this script
 from pysparknet import Net, zoo
 from pysparknet.data import image_folder_stream
 from pysparknet.proto import caffe_pb2
@@ -126,6 +127,11 @@ def main() -> None:
           f"{max(stream_s - train_s, 0) / stream_s:.4f} |")
     print(f"| read + decode + resize of one batch of those JPEGs alone, one thread | "
           f"{decode_s * 1e3:.0f} | {decode_s / train_s:.3f} of an iteration |")
+    record("feed_wait", extra={"batch": args.batch, "iterations": args.iterations,
+                               "mean_s": {"arrays": train_s, "records": records_s,
+                                          "stream": stream_s, "feed": feed_s,
+                                          "memcpy": memcpy_s, "decode": decode_s},
+                               "feed_bytes": out_bytes, "interleaved": False})
 
 
 if __name__ == "__main__":

@@ -10,22 +10,13 @@ LeNet on the same records (one Net, batch 64, the time per record).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from results_io import interleave, record, timed  # bench/, beside this script
 
 from pysparknet import Net, zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.data.minibatches import non_finite_records
-
-
-def best_of(repeat: int, fn) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        tic = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - tic)
-    return best
 
 
 def main() -> None:
@@ -36,12 +27,13 @@ def main() -> None:
     args = parser.parse_args()
     images, labels = fashion_mnist("train")
     floats = images.astype(np.float32)[:, None] / np.float32(255)
-    check = best_of(args.repeat, lambda: non_finite_records(floats, labels))
-    copy = best_of(args.repeat, lambda: floats.copy())
+    samples = interleave({"non-finite check": timed(lambda: non_finite_records(floats, labels)),
+                          "np.copy (baseline)": timed(lambda: floats.copy())}, args.repeat)
+    check, copy = (min(samples[k]) for k in ("non-finite check", "np.copy (baseline)"))
     net = Net(zoo.lenet(batch_size=64), zoo.lenet_solver(), seed=1)
     net.set_training_data((floats, labels))
     net.train(10)  # warm up
-    train = best_of(1, lambda: net.train(args.iterations)) / (args.iterations * 64)
+    train = timed(lambda: net.train(args.iterations))() / (args.iterations * 64)
     n = len(floats)
     print(f"{n:,} records, {floats.nbytes / 1e6:.0f} MB float32")
     print("| what | ms for all | us per record | vs copy | vs LeNet training |")
@@ -50,7 +42,9 @@ def main() -> None:
         print(f"| {name} | {took * 1e3:.1f} | {took / n * 1e6:.3f} | {took / copy:.2f} | "
               f"{took / n / train:.5f} |")
     print(f"| LeNet training, batch 64 (one Net) | - | {train * 1e6:.1f} | - | 1 |")
-
+    record("finite_check", repeats=samples,
+           extra={"records": n, "megabytes": floats.nbytes / 1e6, "train_s_per_record": train,
+                  "train_iterations": args.iterations})
 
 if __name__ == "__main__":
     main()

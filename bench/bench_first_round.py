@@ -14,6 +14,8 @@ import argparse
 import statistics
 import time
 
+from results_io import record  # bench/, beside this script
+
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.spark import SparkNetTrainer, local_spark
@@ -49,6 +51,7 @@ def main() -> None:
     print("|---|---:|---:|")
     print(f"| parallelized records (60,000) | {records:.2f} | 1.00 |")
     print(f"| (images, labels) arrays | {arrays:.2f} | {arrays / records:.2f} |")
+    record("first_round", repeats=times, extra={"images": len(x)})
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pysparknet import Net, zoo
 from pysparknet.proto import caffe_pb2
 
 from gpu_checks import environment, weights_gap  # bench/, beside this script
+from results_io import gpu_info, record  # bench/, beside this script
 
 BATCH = {"lenet": 64, "alexnet": 256}
 SHAPE = {"lenet": (1, 28, 28), "alexnet": (3, 256, 256)}
@@ -69,8 +70,10 @@ def main() -> None:
     parser.add_argument("--device", default="gpu:0")
     args = parser.parse_args()
     caffe, cudnn = caffe_pb2.ConvolutionParameter.CAFFE, caffe_pb2.ConvolutionParameter.CUDNN
+    gap = agreement(args.device)
     print(f"LeNet, engine CAFFE, batched: CPU vs GPU after 5 steps, max relative weight "
-          f"difference {agreement(args.device):.2e}", flush=True)
+          f"difference {gap:.2e}", flush=True)
+    rows = []
     print("\n| net | batch | engine CAFFE, per image ms | engine CAFFE, batched ms | "
           "per image / batched | cuDNN ms |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -81,6 +84,10 @@ def main() -> None:
                       if args.device != "cpu" else float("nan"))  # CPU: no cuDNN
         print(f"| {name} | {BATCH[name]} | {per_image:.2f} | {batched:.2f} | "
               f"{per_image / batched:.2f} | {with_cudnn:.2f} |", flush=True)
+        rows.append({"net": name, "batch": BATCH[name], "per_image_ms": per_image,
+                     "batched_ms": batched, "cudnn_ms": with_cudnn})
+    record("gpu_conv_batch", rows=rows, extra={"weights_gap": gap, "gpu": gpu_info(),
+                                               "iterations": args.iterations})
 
 
 if __name__ == "__main__":

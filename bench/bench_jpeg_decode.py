@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import time
 from pathlib import Path
 
 import numpy as np
+from results_io import interleave, record, timed  # bench/, beside this script
 from PIL import Image
 
 from pysparknet.data import decode_image, encode_image
@@ -51,16 +51,6 @@ def pipeline(data: bytes) -> np.ndarray:
     return np.ascontiguousarray(image[:, top:top + 227, top:top + 227])
 
 
-def best_rate(fn, files, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        tic = time.perf_counter()
-        for data in files:
-            fn(data)
-        best = min(best, time.perf_counter() - tic)
-    return len(files) / best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,10 +67,12 @@ def main() -> None:
     else:
         files = generated_jpegs(args.count, args.width, args.height)
         source = f"{len(files)} generated {args.width}x{args.height} JPEGs (q90)"
-    base = best_rate(library_decode, files, args.repeat)
-    opencv = best_rate(opencv_decode, files, args.repeat)
-    ours = best_rate(pipeline, files, args.repeat)
-    print(f"\n{source}, one core, best of {args.repeat}\n")
+    rate = {"pillow": library_decode, "opencv": opencv_decode, "pysparknet": pipeline}
+    samples = interleave({k: (lambda fn=fn: len(files) / timed(lambda: [fn(d) for d in files])())
+                          for k, fn in rate.items()}, args.repeat)
+    base, opencv, ours = (max(samples[k]) for k in rate)
+    record("jpeg_decode", repeats=samples, extra={"source": source, "images": len(files)})
+    print(f"\n{source}, one core, best of {args.repeat}, interleaved\n")
     print("| pipeline | images/s | / Pillow decode | / OpenCV decode |")
     print("|---|---:|---:|---:|")
     print(f"| Pillow decode to an RGB array (baseline) | {base:.0f} | 1.00 | "

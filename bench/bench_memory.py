@@ -22,6 +22,7 @@ import os
 import tracemalloc
 from pathlib import Path
 
+from results_io import record  # bench/, beside this script
 from sized_net import SIZES, SOLVER, sized_net, sized_records
 
 from pysparknet.spark import SparkNetTrainer, local_spark
@@ -95,6 +96,12 @@ def main() -> None:
               f"{peak / model:.2f} |")
     print(f"\nresident after the run: driver JVM {driver_jvm_rss:.0f} MB; executor JVMs "
           + ", ".join(f"{rss:.0f} MB" for rss in executor_rss.values()))
+    record("memory", extra={"floats": n_floats, "model_bytes": model, "workers": args.workers,
+                            "schedule": args.schedule, "rounds": args.rounds,
+                            "driver_round_peaks": driver.peaks,
+                            "worker_peaks": {str(k): v for k, v in workers.items()},
+                            "driver_jvm_rss_mb": driver_jvm_rss,
+                            "executor_jvm_rss_mb": list(executor_rss.values())})
 
 
 def _executor_jvms() -> list[int]:

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from results_io import record  # bench/, beside this script
+
 from pysparknet.data import fashion_mnist
 from pysparknet.spark import local_spark
 from pysparknet.data.partitions import stack_partition
@@ -109,6 +111,12 @@ def main() -> None:
               f"| {with_data_ms:.1f} | {with_data_ms / jvm_ms:.2f} |")
         print(f"| the same partitions emptied (data-free rounds) | {data_free_ms:.1f} | "
               f"{data_free_ms / jvm_ms:.2f} |")
+    record("spark_job_latency", extra={"workers": args.workers, "jobs": args.jobs,
+                                       "median_ms": {"jvm": jvm_ms, "python": python_ms,
+                                                     "collect": collect_ms},
+                                       "partitions": {k: dict(zip(("bytes", "with_data_ms",
+                                                                   "data_free_ms"), v))
+                                                      for k, v in sizes.items()}})
 
 
 if __name__ == "__main__":

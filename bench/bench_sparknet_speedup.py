@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from results_io import record  # bench/, beside this script
+
 from pysparknet import Net, zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.outer import OuterOptimizer
@@ -156,6 +158,11 @@ def main() -> None:
     base, spark = bases[0], sparks[0]
     print(f"\nimages to the target: one Net {base.iterations * args.batch}, SparkNet "
           f"{2 * spark.iterations * args.sparknet_batch} (both workers)")
+    record("sparknet_speedup", repeats={"one Net": [r.seconds for r in bases],
+                                        "SparkNet K=2": [r.seconds for r in sparks]},
+           rows=[{"side": side, **vars(r)} for side, runs in (("one Net", bases),
+                                                              ("SparkNet K=2", sparks))
+                 for r in runs], extra={**vars(args), "outer": outer.config()})
 
 
 if __name__ == "__main__":

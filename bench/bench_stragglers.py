@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from results_io import record  # bench/, beside this script
+
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.spark import SparkNetTrainer, local_spark
@@ -68,6 +70,8 @@ def main() -> None:
     for name, row in rows.items():
         print(f"| {name} | {row['round_s']:.3f} | {row['round_s'] / base:.2f} | "
               f"{row['rounds']} | {row['accuracy']:.4f} |")
+    record("stragglers", rows=[{"variant": name, **row} for name, row in rows.items()],
+           extra={**vars(args), "master": master})
 
 
 if __name__ == "__main__":

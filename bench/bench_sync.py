@@ -35,6 +35,8 @@ import time
 
 from sized_net import SIZES, SOLVER, sized_net, sized_records
 
+from results_io import record  # bench/, beside this script
+
 from pysparknet.spark import Exchange, SparkNetTrainer, exchange_tls, local_spark
 
 PEER = r"""
@@ -195,6 +197,11 @@ def main() -> None:
         spark.stop()
     print(f"\nK={args.workers} workers, {master}\n")
     print_tables(args.workers, rows, empty, raw_empty)
+    keys = ("weights", "floats", "link", "schedule", "sync_s", "raw_tcp_s", "raw_tls_s")
+    record("sync", rows=[dict(zip(keys, r)) for r in rows],
+           extra={"master": master, "workers": args.workers, "rounds": args.rounds,
+                  "empty_round_sync_s": {f"{p},{m}": v for (p, m), v in empty.items()},
+                  "raw_empty_s": {"tcp": raw_empty[False], "tls": raw_empty[True]}})
 
 
 if __name__ == "__main__":

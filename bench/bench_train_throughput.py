@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from results_io import record  # bench/, beside this script
 from pysparknet import Net, zoo
 from pysparknet.build_info import run_tool
 from pysparknet.data import fashion_mnist
@@ -120,6 +121,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for name, batch, tool, fb, ours in rows:
         print(f"| {name} | {batch} | {tool:.0f} | {fb:.0f} | {ours:.0f} | {ours / tool:.3f} |")
+    record("train_throughput", rows=[dict(zip(("net", "batch", "caffe_train_ips", "caffe_time_ips",
+                                              "net_train_ips"), r)) for r in rows],
+           extra={"iterations": args.iterations, "repeats": 1})
 
 
 if __name__ == "__main__":

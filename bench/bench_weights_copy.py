@@ -3,28 +3,19 @@
 Caffe's own AlexNet (models/bvlc_alexnet/train_val.prototxt, 60,965,224 learnable
 floats) is built as a test-only net at batch 1. The baseline, measured in the
 same run, is numpy's copyto between two preallocated float32 buffers of the
-same size (a memcpy). Best of --repeat calls each.
+same size (a memcpy). --repeat calls each, interleaved; raw output via results_io.
 
     python bench/bench_weights_copy.py [--repeat 10]
 """
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from results_io import interleave, record, timed  # bench/, beside this script
 
 from pysparknet import Net, WeightCollection, zoo
 from pysparknet.prototxt import parse_net
-
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return min(times)
 
 
 def main() -> None:
@@ -46,22 +37,23 @@ def main() -> None:
     out = WeightCollection.zeros(net.layout)
     net.set_weights(weights)
 
-    memcpy = best_of(args.repeat, lambda: np.copyto(dst, src))
-    get_into = best_of(args.repeat, lambda: net.get_weights(out=out))
-    get_new = best_of(args.repeat, lambda: net.get_weights())
-    set_ = best_of(args.repeat, lambda: net.set_weights(weights))
+    samples = interleave({  # A B C D A B C D ...
+        "memcpy (np.copyto, preallocated)": timed(lambda: np.copyto(dst, src)),
+        "Net.get_weights(out=preallocated)": timed(lambda: net.get_weights(out=out)),
+        "Net.get_weights() (new buffer)": timed(lambda: net.get_weights()),
+        "Net.set_weights(weights)": timed(lambda: net.set_weights(weights)),
+    }, args.repeat)
     assert net.get_weights() == weights
 
     mb = n * 4 / 1e6
+    memcpy = min(samples["memcpy (np.copyto, preallocated)"])
     print(f"\nAlexNet: {n:,} floats ({mb:.0f} MB), best of {args.repeat}\n")
     print("| operation | ms | GB/s | / memcpy |")
     print("|---|---:|---:|---:|")
-    for name, t in (("memcpy (np.copyto, preallocated)", memcpy),
-                    ("Net.get_weights(out=preallocated)", get_into),
-                    ("Net.get_weights() (new buffer)", get_new),
-                    ("Net.set_weights(weights)", set_)):
+    for name, times in samples.items():
+        t = min(times)
         print(f"| {name} | {t * 1e3:.1f} | {mb / 1e3 / t:.2f} | {t / memcpy:.2f} |")
-
+    record("weights_copy", repeats=samples, extra={"floats": n, "megabytes": mb})
 
 if __name__ == "__main__":
     main()

@@ -37,6 +37,7 @@ from pysparknet.prototxt import to_text
 
 import torch_baselines  # bench/, beside this script
 from gpu_checks import environment  # bench/, beside this script
+from results_io import gpu_info, record  # bench/, beside this script
 
 
 RECORD_SHAPE = {"lenet": (1, 28, 28)}  # the others: (3, 256, 256) images
@@ -114,6 +115,12 @@ def main() -> None:
                 print_same_graph_alexnet(batch)
             print(f"[bench] {rows[-1]}", flush=True)
     print_table(rows, args)
+    keys = ("net", "batch", "caffe_time_ms", "net_forward_backward_ms", "net_train_ms",
+            "net_heuristic_ms", "torch_fp32_heuristic_fp32_measured_tf32_ms")
+    record(f"zoo_forward_backward_{args.device.replace(':', '')}",
+           rows=[dict(zip(keys, r)) for r in rows],
+           extra={"device": args.device, "iterations": args.iterations,
+                  "gpu": gpu_info() if args.device != "cpu" else None})
 
 
 def heuristic_net_ms(model, data, args) -> float:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 
+from results_io import record  # bench/, beside this script
+
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
 from pysparknet.outer import OuterOptimizer
@@ -67,6 +69,8 @@ def main() -> None:
     parser.add_argument("--solver-state", nargs="+", default=["local"],
                         choices=["local", "reset", "average"],
                         help="the workers' solver history between rounds")
+    parser.add_argument("--record-name", default="sweep_lr_tau",
+                        help="the raw output's file name under bench/results/<date>-<machine>/")
     args = parser.parse_args()
     train, test = fashion_mnist("train"), fashion_mnist("test")
     print(f"minibatch {args.batch} per net\n")
@@ -80,6 +84,7 @@ def main() -> None:
     runs = [run + ("local",) for run in runs]
     runs += [(args.workers, lr, tau, outer, state) for outer in outers for lr in args.lr
              for tau in args.tau for state in args.solver_state]
+    rows = []
     for workers, lr, tau, outer, state in runs:
         hit = iterations_to(args.target, workers, lr, tau,
                             max(args.test_every, tau) // tau * tau, args.iterations, train, test,
@@ -98,6 +103,9 @@ def main() -> None:
             reached, accuracy = hit[0], f"{hit[1]:.4f}"
         print(f"| {name} | {outer_text} | {lr} | {tau if workers > 1 else '-'} | {reached} | "
               f"{accuracy} |", flush=True)
+        rows.append({"workers": workers, "base_lr": lr, "tau": tau, "outer": outer_text,
+                     "solver_state": state, "reached": hit})
+    record(args.record_name, rows=rows, extra=vars(args))
 
 
 if __name__ == "__main__":

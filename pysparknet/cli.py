@@ -247,7 +247,7 @@ def _add_train_run_options(train) -> None:
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--base-lr", type=float,
                        help="override the solver's base_lr (with K workers, K x the single "
-                            "net's rate often converges faster: BENCHMARKS.md)")
+                            "net's rate often converges faster: bench/sweep_lr_tau.py)")
     train.add_argument("--device", default="cpu",
                        help="cpu; gpu (the GPU Spark assigns each task: set "
                             "spark.task.resource.gpu.amount); or gpu:N")

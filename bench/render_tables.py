@@ -1,0 +1,362 @@
+"""BENCHMARKS.md's tables, each computed from stored raw output (see render.py).
+
+Every function returns (markdown lines, source lines). A timing cell is
+"median (min-max)" over the stored repeats; "drift" marks a variant one of whose
+repeats lies more than 15% from its own median (results_io.summarize).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import statistics
+from pathlib import Path
+
+import results_io
+from results_io import summarize
+
+REPO = Path(__file__).resolve().parent.parent
+GPU_RUN = REPO / "bench" / "results" / "gpu-h100-2026-11-27"
+TABLES: dict = {}
+
+
+def table(fn):
+    TABLES[fn.__name__] = fn
+    return fn
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def stored(name: str) -> tuple[dict, list[str]]:
+    """The newest record called `name`, and the line naming it."""
+    path = results_io.latest(name)
+    if path is None:
+        raise LookupError(f"no stored result {name}.json under {results_io.results_root()}")
+    data = results_io.load(path)
+    load = f"{data['load_before'][0]:.1f} -> {data['load_after'][0]:.1f}"
+    commit = data["commit"][:12] + (" (uncommitted changes)" if data["commit"].endswith(
+        "-dirty") else "")
+    line = (f"Raw: `{rel(path)}`; `{data['command']}`, commit {commit}, "
+            f"{data['date']}, {data['machine']} ({data['cpu']}), load {load}.")
+    return data, [line]
+
+
+def header(*names: str, text_columns: int = 1, text: tuple = ()) -> list[str]:
+    """A table's first two lines; text columns (the first ones, or those indexed
+    in `text`) align left, figures right."""
+    aligns = ["---" if i < text_columns or i in text else "---:" for i in range(len(names))]
+    return ["| " + " | ".join(names) + " |", "|" + "|".join(aligns) + "|"]
+
+
+def row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def spread(values, digits: int = 1, scale: float = 1.0) -> str:
+    s = summarize([v * scale for v in values])
+    text = f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+    return text + (" drift" if s["drift"] else "")
+
+
+def yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+@table
+def weights_copy():
+    data, src = stored("weights_copy")
+    samples, mb = data["repeats"], data["extra"]["megabytes"]
+    base = median(next(iter(samples.values())))
+    lines = header("operation", "ms, median (min-max)", "GB/s at the median", "/ memcpy")
+    for name, times in samples.items():
+        lines.append(row(name, spread(times, 1, 1e3), f"{mb / 1e3 / median(times):.2f}",
+                         f"{median(times) / base:.2f}"))
+    return lines, src
+
+
+@table
+def finite_check():
+    data, src = stored("finite_check")
+    extra, samples = data["extra"], data["repeats"]
+    n, train = extra["records"], extra["train_s_per_record"]
+    copy = median(samples["np.copy (baseline)"])
+    lines = header("what", "ms for all, median (min-max)", "us per record", "vs copy",
+                   "vs LeNet training")
+    for name, times in samples.items():
+        took = median(times)
+        lines.append(row(name, spread(times, 1, 1e3), f"{took / n * 1e6:.3f}",
+                         f"{took / copy:.2f}", f"{took / n / train:.5f}"))
+    lines.append(row("LeNet training, batch 64 (one Net, one run)", "-",
+                     f"{train * 1e6:.1f}", "-", "1"))
+    return lines, src
+
+
+@table
+def jpeg_decode():
+    data, src = stored("jpeg_decode")
+    s = data["repeats"]
+    names = {"pillow": "Pillow decode to an RGB array (baseline)",
+             "opencv": "OpenCV decode to a BGR CHW array (baseline)",
+             "pysparknet": "pysparknet decode + resize 256x256 + BGR CHW + crop 227"}
+    lines = header("pipeline", "images/s, median (min-max)", "/ Pillow decode",
+                   "/ OpenCV decode")
+    for key, name in names.items():
+        rate = median(s[key])
+        lines.append(row(name, spread(s[key], 0), f"{rate / median(s['pillow']):.2f}",
+                         f"{rate / median(s['opencv']):.2f}"))
+    return lines, src
+
+
+@table
+def exchange_connect():
+    data, src = stored("exchange_connect")
+    samples = data["repeats"]
+    plain = median(samples["tls=False"])
+    lines = header("link", "ms per connection, median (min-max)", "vs plain")
+    for name, times in samples.items():
+        lines.append(row(name, spread(times, 2, 1e3), f"{median(times) / plain:.2f}"))
+    return lines, src
+
+
+@table
+def first_round():
+    data, src = stored("first_round")
+    samples = data["repeats"]
+    names = {"records": f"parallelized records ({data['extra']['images']:,})",
+             "arrays": "(images, labels) arrays"}
+    base = median(samples["records"])
+    lines = header("training data into fit", "s before round 1, median (min-max)",
+                   "vs records")
+    for key, name in names.items():
+        lines.append(row(name, spread(samples[key], 2), f"{median(samples[key]) / base:.2f}"))
+    return lines, src
+
+
+@table
+def lenet_cores():
+    data, src = stored("lenet_cores")
+    lines = header("batch", "1 thread, alone ms", "2 threads, alone ms",
+                   "2 x 1 thread, side by side ms", "2nd thread's gain",
+                   "K=2 images/s vs. 2-thread net", text_columns=0)
+    for r in data["rows"]:
+        s = r["samples"]
+        one, two, pair = (median(s[k]) for k in ("one", "two", "pair"))
+        lines.append(row(r["batch"], spread(s["one"], 2), spread(s["two"], 2),
+                         spread(s["pair"], 2), f"{one / two:.2f}", f"{2 * two / pair:.2f}"))
+    return lines, src
+
+
+def gpu_speed_runs() -> tuple[list[list[tuple]], list[str]]:
+    """The `[bench] (net, batch, ...)` lines of each stored GPU speed run."""
+    paths = sorted(GPU_RUN.glob("speed-run*.log"))
+    runs = [[ast.literal_eval(line[len("[bench] "):]) for line in p.read_text().splitlines()
+             if line.startswith("[bench] (")] for p in paths]
+    return runs, [f"Raw: " + ", ".join(f"`{rel(p)}`" for p in paths) + " (one file a run)."]
+
+
+@table
+def gpu_speed():
+    runs, src = gpu_speed_runs()
+    lines = header("net", "batch", "run", "caffe time ms", "Net fwd+bwd ms", "Net.train ms",
+                   "Net fwd+bwd, heuristic picks ms", "PyTorch fp32 step ms (heuristic / "
+                   "measured picks)", "PyTorch TF32 step ms")
+    for index, run in enumerate(runs, 1):
+        for net, batch, caffe, fwd, train, heur, (fp32, fp32_b, tf32) in run:
+            lines.append(row(net, batch, index, f"{caffe:.2f}", f"{fwd:.2f}", f"{train:.2f}",
+                             f"{heur:.2f}", f"{fp32:.2f} / {fp32_b:.2f}", f"{tf32:.2f}"))
+    return lines, src
+
+
+@table
+def gpu_ratio():
+    runs, src = gpu_speed_runs()
+    lines = header("net", "Net.train / PyTorch fp32 step (the faster pick)",
+                   "Net.train / PyTorch TF32 step (PyTorch's default)", "caffe time / Net fwd+bwd")
+    nets = [r[0] for r in runs[0]]
+    for net in nets:
+        got = [next(r for r in run if r[0] == net) for run in runs]
+        fp32 = [r[4] / min(r[6][0], r[6][1]) for r in got]
+        tf32 = [r[4] / r[6][2] for r in got]
+        caffe = [r[2] / r[3] for r in got]
+        lines.append(row(net, *(" / ".join(f"{v:.2f}" for v in vals)
+                                for vals in (fp32, tf32, caffe))))
+    return lines, src + ["(One value a run, run 1 / run 2; below 1 = Net takes less time.)"]
+
+
+@table
+def gpu_conv_batch():
+    path = GPU_RUN / "conv-batch" / "conv_batch.log"
+    lines = header("net", "batch", "per image ms", "batched ms", "per image / batched",
+                   "cuDNN layers ms")
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and re.fullmatch(r"\d+", cells[1]):
+            per, batched = float(cells[2]), float(cells[3])
+            lines.append(row(cells[0], cells[1], f"{per:.2f}", f"{batched:.2f}",
+                             f"{per / batched:.2f}", f"{float(cells[5]):.2f}"))
+    gap = re.search(r"max relative weight difference ([\d.e+-]+)", path.read_text())
+    note = f"CPU vs GPU, engine CAFFE batched, LeNet after 5 steps: max relative weight " \
+           f"difference {float(gap.group(1)):.1e}." if gap else "No CPU-GPU check in the log."
+    return lines, [f"Raw: `{rel(path)}`. {note}"]
+
+
+@table
+def gpu_checks():
+    path = GPU_RUN / "gpu_checks.json"
+    c = json.loads(path.read_text())
+    a, acc = c["agreement"], c["accuracy"]
+    lines = header("check", "result", "pass", text_columns=3)
+    lines.append(row("LeNet, same weights and batches, 5 steps on CPU and GPU",
+                     f"max relative weight difference {a['max_relative_weight_difference']:.1e} "
+                     f"(heuristic picks {a['max_relative_weight_difference_heuristic_picks']:.1e})"
+                     f"; loss difference {a['loss_difference']:.1e}", yes(a["pass"])))
+    lines.append(row("GPU feed vs the CPU's, 3 steps", "bit-exact" if c["feed"]["bit_exact"]
+                     else "differs", yes(c["feed"]["pass"])))
+    lines.append(row("huge net, then LeNet in the same process", "out of memory, then LeNet "
+                     f"loss {c['oom']['next_net_loss']:.2f}", yes(c["oom"]["pass"])))
+    lines.append(row(f"LeNet on Fashion-MNIST, {acc['iterations']:,} iterations",
+                     f"{acc['accuracy']:.2%} test accuracy, {acc['ms_per_iteration']:.2f} ms "
+                     "an iteration", yes(acc["pass"])))
+    lines.append(row("a kernel fault in a child process", f"child exit {c['sticky']['child_exit']}"
+                     ", sticky CUDA error reported", yes(c["sticky"]["pass"])))
+    return lines, [f"Raw: `{rel(path)}`."]
+
+
+@table
+def tau_k():
+    from pysparknet.repro.speedup_report import check_markdown
+    path = REPO / "repro" / "results" / "tau_k.json"
+    results = json.loads(path.read_text())
+    text, within, reached = check_markdown(results, results["target"])
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return lines, [f"Raw: `{rel(path)}` ({results['machine']}, started {results['started']}); "
+                   f"predicted within 25%: {within} of {reached} runs that reached the target."]
+
+
+def one_run(data: dict) -> str:
+    return "One run, not interleaved (the script measures each side once)."
+
+
+@table
+def train_throughput():
+    data, src = stored("train_throughput")
+    lines = header("net", "batch", "caffe train img/s", "caffe time (fwd+bwd only) img/s",
+                   "Net.train img/s", "Net / caffe train")
+    for r in data["rows"]:
+        lines.append(row(r["net"], r["batch"], f"{r['caffe_train_ips']:.0f}",
+                         f"{r['caffe_time_ips']:.0f}", f"{r['net_train_ips']:.0f}",
+                         f"{r['net_train_ips'] / r['caffe_train_ips']:.3f}"))
+    return lines, src + [one_run(data)]
+
+
+@table
+def zoo_cpu():
+    data, src = stored("zoo_forward_backward_cpu")
+    lines = header("net", "batch", "caffe time ms/iter", "Net fwd+bwd ms/iter",
+                   "Net.train ms/iter", "caffe time / Net fwd+bwd")
+    for r in data["rows"]:
+        lines.append(row(r["net"], r["batch"], f"{r['caffe_time_ms']:.0f}",
+                         f"{r['net_forward_backward_ms']:.0f}", f"{r['net_train_ms']:.0f}",
+                         f"{r['caffe_time_ms'] / r['net_forward_backward_ms']:.3f}"))
+    return lines, src + [one_run(data) + f" Mean of {data['extra']['iterations']} iterations."]
+
+
+@table
+def spark_job_latency():
+    data, src = stored("spark_job_latency")
+    e = data["extra"]
+    jvm = e["median_ms"]["jvm"]
+    lines = header("job", "ms (median of the jobs)", "/ JVM only")
+    for key, name in (("jvm", "JVM only (count of a cached RDD)"),
+                      ("python", "Python tasks, counted by the JVM"),
+                      ("collect", "Python tasks, collected into Python")):
+        lines.append(row(name, f"{e['median_ms'][key]:.1f}", f"{e['median_ms'][key] / jvm:.2f}"))
+    for name, p in e["partitions"].items():
+        lines.append(row(f"Python tasks reading cached {name} partitions "
+                         f"({p['bytes'] / 1e6:.0f} MB each)", f"{p['with_data_ms']:.1f}",
+                         f"{p['with_data_ms'] / jvm:.2f}"))
+        lines.append(row("the same partitions emptied (data-free rounds)",
+                         f"{p['data_free_ms']:.1f}", f"{p['data_free_ms'] / jvm:.2f}"))
+    return lines, src + [f"Median of {e['jobs']} jobs each, the variants one after another."]
+
+
+@table
+def memory():
+    data, src = stored("memory")
+    e = data["extra"]
+    model = e["model_bytes"]
+    worst = max(e["driver_round_peaks"][1:] or e["driver_round_peaks"])
+    lines = header("process", "traced Python peak MB", "model-sized copies")
+    lines.append(row(f"driver python (worst of rounds 2..{e['rounds']})", f"{worst / 1e6:.0f}",
+                     f"{worst / model:.2f}"))
+    for pid, peak in sorted(e["worker_peaks"].items()):
+        lines.append(row("executor python worker (whole run)", f"{peak / 1e6:.0f}",
+                         f"{peak / model:.2f}"))
+    lines.append(row("driver JVM, resident after the run", f"{e['driver_jvm_rss_mb']:.0f}", "-"))
+    return lines, src + [f"{e['floats']:,} floats = {model / 1e6:.0f} MB a copy; "
+                         f"K={e['workers']}, schedule {e['schedule']}, {e['rounds']} rounds. "
+                         "The executor JVMs' resident sizes are left out: the script finds "
+                         "them by name, which on a shared machine counts other runs' too."]
+
+
+@table
+def feed_wait():
+    data, src = stored("feed_wait")
+    e = data["extra"]
+    s = e["mean_s"]
+    lines = header("step (CaffeNet, batch %d)" % e["batch"], "ms per batch",
+                   "/ training iteration from arrays")
+    for key, name in (("arrays", "training iteration from arrays"),
+                      ("records", "training iteration from a list of records (prefetch on)"),
+                      ("stream", "training iteration from JPEG files decoded on the fly"),
+                      ("feed", "feed + transform alone"),
+                      ("memcpy", f"memcpy of the feed's output ({e['feed_bytes'] / 1e6:.1f} MB)"),
+                      ("decode", "read + decode + resize of one batch of JPEGs, one thread")):
+        lines.append(row(name, f"{s[key] * 1e3:.1f}", f"{s[key] / s['arrays']:.4f}"))
+    return lines, src + [f"Mean of {e['iterations']} iterations each, one after another "
+                         "(not interleaved)."]
+
+
+@table
+def sync():
+    data, src = stored("sync")
+    e = data["extra"]
+    k = e["workers"]
+    lines = header("weights", "floats", "link", "schedule", "sync ms", "raw TCP ms",
+                   "raw TLS ms", "raw TCP / sync", text=(2, 3))
+    for r in data["rows"]:
+        lines.append(row(r["weights"], f"{r['floats']:,}", r["link"], r["schedule"],
+                         f"{r['sync_s'] * 1e3:.1f}", f"{r['raw_tcp_s'] * 1e3:.1f}",
+                         f"{r['raw_tls_s'] * 1e3:.1f}", f"{r['raw_tcp_s'] / r['sync_s']:.3f}"))
+    for key, took in e["empty_round_sync_s"].items():
+        link, schedule = key.split(",")
+        lines.append(row("empty round", 80, link, schedule, f"{took * 1e3:.2f}",
+                         f"{e['raw_empty_s']['tcp'] * 1e3:.2f}",
+                         f"{e['raw_empty_s']['tls'] * 1e3:.2f}",
+                         f"{e['raw_empty_s']['tcp'] / took:.3f}"))
+    return lines, src + [f"K={k}, {e['master']}; sync: median of rounds after the first "
+                         f"({e['rounds']} a variant); raw: best of the transfers."]
+
+
+@table
+def stragglers():
+    data, src = stored("stragglers")
+    rows_ = data["rows"]
+    base = rows_[0]["round_s"]
+    lines = header("rounds", "median round s", "/ no straggler", "rounds in budget",
+                   "test accuracy")
+    for r in rows_:
+        lines.append(row(r["variant"], f"{r['round_s']:.3f}", f"{r['round_s'] / base:.2f}",
+                         r["rounds"], f"{r['accuracy']:.4f}"))
+    e = data["extra"]
+    return lines, src + [f"K={e['workers']}, tau={e['tau']}, {e['budget']:g} s of training "
+                         "a run; one run a variant, one seed."]
