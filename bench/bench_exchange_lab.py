@@ -10,6 +10,9 @@ ring 2(K-1)/K·M through every link (2(K-1)/K·M/R). Needs root.
 
     sudo .venv/bin/python bench/bench_exchange_lab.py [--ks 2,4,8] [--rate 500] \\
         [--floats 60965224] [--variants driver-tls,driver-plain,ring-tls,...]
+
+Its raw output goes to bench/results/<date>-<machine>/exchange_lab.json
+(bench/results_io.py), rendered in BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -23,15 +26,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
 from netlab import Lab  # noqa: E402
+from results_io import record  # noqa: E402
 
 VARIANTS = "driver-tls,driver-plain,ring-tls,ring-plain,ring-tls-bfloat16"
 
 
-def bound_s(variant: str, k: int, floats: int, rate_mbit: float) -> float:
-    """The link-bound sync: bytes through the busiest link over its rate."""
+def bound_s(variant: str, k: int, floats: int, rate_mbit: float,
+            with_driver: bool = False) -> float:
+    """The link-bound sync: bytes through the busiest link over its rate. The star
+    sends K·M at a round's start and takes K·M back at its end, one after the other
+    (2·K·M/R); the ring moves 2(K-1)/K·M over every link, and with the chunk each
+    worker sends the driver during the all-gather (with_driver) (2K-1)/K·M."""
     wire_bytes = 2 if variant.endswith(("bfloat16", "float16")) else 4
     model = floats * wire_bytes
-    moved = k * model if variant.startswith("driver") else 2 * (k - 1) / k * model
+    if variant.startswith("driver"):
+        moved = 2 * k * model
+    else:
+        moved = (2 * k - 1 if with_driver else 2 * (k - 1)) / k * model
     return moved * 8 / (rate_mbit * 1e6)
 
 
@@ -60,7 +71,9 @@ def rows(document: dict, rate_mbit: float) -> list:
         bound = bound_s(variant, k, floats, rate_mbit)
         table.append({"k": k, "variant": variant, "sync_median_s": median,
                       "sync_min_s": min(samples), "sync_max_s": max(samples),
-                      "bound_s": bound, "over_bound": median / bound, "samples": samples})
+                      "bound_s": bound, "over_bound": median / bound,
+                      "bound_with_driver_s": bound_s(variant, k, floats, rate_mbit, True),
+                      "samples": samples})
     return table
 
 
@@ -75,7 +88,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--worker-memory", type=int, default=3072, help="MB per worker host")
     parser.add_argument("--timeout", type=float, default=3600.0, help="s per K")
-    parser.add_argument("--out", type=Path, help="write the raw results (JSON) here")
     args = parser.parse_args()
     results = []
     for k in map(int, args.ks.split(",")):
@@ -87,10 +99,9 @@ def main() -> None:
         print(f"| {row['k']} | {row['variant']} | {row['sync_median_s']:.2f} "
               f"({row['sync_min_s']:.2f}-{row['sync_max_s']:.2f}) | {row['bound_s']:.2f} | "
               f"{row['over_bound']:.2f} |")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"command": sys.argv, "rate_mbit": args.rate,
-                                        "floats": args.floats, "rows": results}, indent=1))
+    record("exchange_lab", rows=results,
+           extra={"rate_mbit": args.rate, "floats": args.floats, "rounds": args.rounds,
+                  "repeats": args.repeats, "ks": args.ks})
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+import render_lab_tables  # noqa: F401  (registers the lab's tables)
 import render_tables
 
 REPO = Path(__file__).resolve().parent.parent

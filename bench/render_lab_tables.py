@@ -1,0 +1,54 @@
+"""BENCHMARKS.md's network-lab tables (render.py): the lab's links, and the two
+exchanges over them, from their stored raw output."""
+from __future__ import annotations
+
+import json
+
+from render_tables import REPO, header, rel, row, spread, stored, table
+
+LINKS_RUN = REPO / "bench" / "results" / "cpu2-xeon-2026-12-03"
+
+
+def _links(name: str):
+    path = LINKS_RUN / name
+    data = json.loads(path.read_text())
+    lines = header("K", "ring transfers", "ring min / R", "ring median / R", "ring max / R",
+                   "star total / R (median)", "star total / R (min)",
+                   "star smallest share / R")
+    for s in data["summary"]:
+        lines.append(row(s["k"], s["transfers"], f"{s['ring_min']:.3f}",
+                         f"{s['ring_median']:.3f}", f"{s['ring_max']:.3f}",
+                         f"{s['star_sum_median']:.3f}", f"{s['star_sum_min']:.3f}",
+                         f"{s['star_min_share']:.3f}"))
+    load = "-".join(f"{x:.0f}" for x in data["load"][:2])
+    return lines, [f"Raw: `{rel(path)}` ({data['machine']}, {data['date']}, "
+                   f"{data['rate_mbit']:g} Mbit/s, {data['repeats']} repeats interleaved, "
+                   f"load {load})."]
+
+
+@table
+def netlab_links():
+    return _links("netlab_links.json")
+
+
+@table
+def netlab_links_1000():
+    return _links("netlab_links_1000.json")
+
+
+@table
+def exchange_lab():
+    data, src = stored("exchange_lab")
+    e = data["extra"]
+    lines = header("K", "exchange", "sync s, median (min-max)", "bound s", "/ bound",
+                   "bound with the driver's chunks s", "/ that", text=(1,))
+    for r in data["rows"]:
+        lines.append(row(r["k"], r["variant"], spread(r["samples"], 2),
+                         f"{r['bound_s']:.2f}", f"{r['over_bound']:.2f}",
+                         f"{r['bound_with_driver_s']:.2f}",
+                         f"{r['sync_median_s'] / r['bound_with_driver_s']:.2f}"))
+    note = e.get("note", "")
+    return lines, src + [f"{e['floats']:,} floats (AlexNet's size), links shaped to "
+                         f"{e['rate_mbit']:g} Mbit/s, {e['rounds']} rounds a fit (the "
+                         f"middle ones timed), {e['repeats']} fits a variant interleaved. "
+                         + note]
