@@ -64,8 +64,10 @@ class SparkNetModel(Model, SparkNetParams, MLReadable, MLWritable):
         column = self.getOrDefault(self.featuresCol)
         net_text = self.net_text()
         shape = record_shape(net_text)
-        array_shape = tuple(self.getOrDefault(self.imageShape)) if \
-            self.isDefined(self.imageShape) else (shape if None not in shape else None)
+        array_shape = None  # binary columns hold encoded images, decoded as they are
+        if kind == "array":
+            array_shape = tuple(self.getOrDefault(self.imageShape)) if \
+                self.isDefined(self.imageShape) else (shape if None not in shape else None)
         key = self._weights_key()
         batch, device = key[2], key[3]
         top_k = self.getOrDefault(self.topK)
