@@ -21,18 +21,27 @@ from pysparknet.prototxt import to_text
 
 def png_frame(spark, images, labels, partitions=2):
     """Fashion-MNIST as a DataFrame of PNG bytes and class names ("class0".."class9")."""
-    frame = pd.DataFrame({"image": [encode_image(im) for im in images],
+    frame = pd.DataFrame({"id": np.arange(len(images)),
+                          "image": [encode_image(im) for im in images],
                           "kind": [f"class{int(d)}" for d in labels]})
     return spark.createDataFrame(frame).repartition(partitions)
 
 
 def executor_stats(spark, key):
-    """(pid, predict.stats(key)) from the executors' Python workers."""
-    def read(_):
+    """pid -> predict.stats(key) of the executors' Python workers that run SQL's Python
+    UDFs (a pool of their own, apart from the RDD API's)."""
+    def read(frames):
         from pysparknet import predict
-        time.sleep(0.2)
-        return [(os.getpid(), predict.stats(key))]
-    return dict(spark.sparkContext.parallelize(range(16), 16).mapPartitions(read).collect())
+        for _ in frames:
+            time.sleep(0.2)
+        stats = predict.stats(key)
+        yield pd.DataFrame({"pid": [os.getpid()], "builds": [stats["builds"]],
+                            "lookups": [stats["lookups"]],
+                            "passes": [stats["forward_passes"]]})
+    rows = spark.range(0, 16, numPartitions=16).mapInPandas(
+        read, "pid long, builds long, lookups long, passes long").collect()
+    return {row["pid"]: {"builds": row["builds"], "lookups": row["lookups"],
+                         "forward_passes": row["passes"]} for row in rows}
 
 
 def test_pipeline_scores_like_net_test_and_saves(spark, fmnist_train, fmnist_test,
@@ -50,7 +59,8 @@ def test_pipeline_scores_like_net_test_and_saves(spark, fmnist_train, fmnist_tes
     assert isinstance(model, SparkNetModel) and len(model.history) == 3
 
     start = time.perf_counter()
-    scored = fitted.transform(test).select("label", "prediction", "probability").toPandas()
+    scored = fitted.transform(test).select("id", "label", "prediction", "probability") \
+        .orderBy("id").toPandas()
     print(f"transform of 10,000 images: {time.perf_counter() - start:.1f} s")
     ours = int((scored["prediction"] == scored["label"]).sum())
     net = Net(zoo.lenet())
@@ -71,7 +81,7 @@ def test_pipeline_scores_like_net_test_and_saves(spark, fmnist_train, fmnist_tes
     path = str(tmp_path / "pipeline")
     fitted.save(path)
     loaded = PipelineModel.load(path)
-    again = loaded.transform(test).select("prediction").toPandas()
+    again = loaded.transform(test).select("id", "prediction").orderBy("id").toPandas()
     assert (again["prediction"].to_numpy() == scored["prediction"].to_numpy()).all()
 
     saved = tmp_path / "pipeline" / "stages"
@@ -139,3 +149,22 @@ def test_bad_input_is_named(spark, untrained, tmp_path):
     (path / "model" / "weights.caffemodel").unlink()
     with pytest.raises(FileNotFoundError, match="weights.caffemodel is missing"):
         SparkNetModel.load(str(path))
+
+
+def test_fit_starts_from_initial_weights(spark, fmnist_train, tmp_path):
+    """initialWeights: the fit starts from a .caffemodel (layers by name); numClasses
+    gives a new classifier, freezeLayers keeps conv1 exactly as copied."""
+    source = Net(zoo.lenet(), zoo.lenet_solver(), seed=7)
+    source.save(tmp_path / "start.caffemodel")
+    x, y = fmnist_train[0][:1000], fmnist_train[1][:1000]
+    frame = spark.createDataFrame(pd.DataFrame({"image": [im.ravel().tolist() for im in x],
+                                                "label": y.astype(float)}))
+    model = SparkNetClassifier(zooModel="lenet", featuresCol="image", numWorkers=2, tau=5,
+                               rounds=1, seed=3, numClasses=10, freezeLayers=["conv1"],
+                               initialWeights=str(tmp_path / "start.caffemodel")).fit(frame)
+    report = model.copy_report
+    assert report.copied == ["conv1", "conv2", "ip1"] and report.new == ["ip2_ft"]
+    start = source.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(model.weights["conv1"], start["conv1"]))
+    assert not np.array_equal(model.weights["conv2"][0], start["conv2"][0])
+    assert model.transform(frame.limit(10)).count() == 10
