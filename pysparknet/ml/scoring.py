@@ -78,16 +78,22 @@ class Scoring:
                 if self.on_bad_record == "error":
                     raise
         n = len(values)
-        prediction = pd.array([pd.NA] * n, dtype="Float64")
+        prediction = np.full(n, np.nan)
         probability: list = [None] * n
         top: list = [None] * n
         if images:
             out = predictor.predict(np.stack(images), self.top_k)
-            for j, i in enumerate(good):
-                prediction[i] = float(out.predictions[j])
-                probability[i] = out.probabilities[j].astype(np.float64)
-                if self.top_k:
-                    top[i] = out.top_k[j].astype(np.int32)
+            prediction[good] = out.predictions
+            rows = list(out.probabilities.astype(np.float64))
+            top_rows = list(out.top_k.astype(np.int32)) if self.top_k else None
+            if len(good) == n:
+                probability, top = rows, (top_rows or top)
+            else:
+                for j, i in enumerate(good):
+                    probability[i] = rows[j]
+                    if self.top_k:
+                        top[i] = top_rows[j]
+        prediction = pd.array(prediction, dtype="Float64")  # NaN -> null
         columns = {"prediction": prediction, "probability": probability}
         if self.top_k:
             columns["top_k"] = top
