@@ -65,7 +65,7 @@ def main() -> None:
         env = lab.spark_env("driver")
         done = lab.run_in("driver", [lab.python, "-c", DRIVER, args.k, args.rounds,
                                      lab.master_url, env["NETLAB_SPARK_CONF"]],
-                          timeout=3600, env=env)
+                          timeout=3600, env=env, cwd=lab.work_dir)
     fits = json.loads(done.stdout.splitlines()[-1])
     star = {n: np.load(f"/tmp/lab_fit_driver{n}.npy") for n in ("_1", "")}
     for name in ("ring", "ring-bfloat16"):

@@ -1,5 +1,6 @@
-"""BENCHMARKS.md's network-lab tables (render.py): the lab's links, and the two
-exchanges over them, from their stored raw output."""
+"""BENCHMARKS.md's tables added with the network lab and Spark ML (render.py): the
+lab's links, the two exchanges over them, and DataFrame scoring, from their stored
+raw output."""
 from __future__ import annotations
 
 import json
@@ -52,3 +53,17 @@ def exchange_lab():
                          f"{e['rate_mbit']:g} Mbit/s, {e['rounds']} rounds a fit (the "
                          f"middle ones timed), {e['repeats']} fits a variant interleaved. "
                          + note]
+
+
+@table
+def ml_scoring():
+    data, src = stored("ml_scoring")
+    e = data["extra"]
+    lines = header("transform run", "one process img/s",
+                   f"transform on {e['workers']} executors img/s",
+                   f"ratio to {e['workers']} x one process")
+    for r in data["rows"]:
+        lines.append(row(r["run"], f"{r['one_process_images_per_s']:.0f}",
+                         f"{r['transform_images_per_s']:.0f}", f"{r['ratio']:.2f}"))
+    return lines, src + [f"LeNet, batch {e['batch']}, {e['images']:,} images in an array "
+                         "column; one run."]

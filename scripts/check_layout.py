@@ -24,7 +24,7 @@ LAYERS = [
     ("errors", "files", "build_info", "_cuda_libs", "_native", "_handle", "proto",
      "prototxt"),
     ("data",),
-    ("weights", "net", "netparams", "zoo", "feeds", "outer", "finetune"),
+    ("weights", "net", "netparams", "zoo", "feeds", "outer", "finetune", "predict"),
     ("spark",),
     ("ml", "repro", "cli", "fit_options", "progress", "metrics_file"),
 ]

@@ -49,7 +49,8 @@ def lmdb_rdd(sc, path, num_partitions: Optional[int] = None, color: Optional[boo
 _SPARK_IMAGE_FIELDS = {"data", "height", "width", "nChannels"}
 
 
-def _image_kind(data_type) -> str:
+def image_kind(data_type) -> str:
+    """'binary', 'array' or 'spark-image' for an image column's Spark type (else DataError)."""
     from pyspark.sql import types as T
 
     if isinstance(data_type, T.BinaryType):
@@ -62,7 +63,9 @@ def _image_kind(data_type) -> str:
                     "or encoded image bytes), an array of numbers, or Spark's image struct")
 
 
-def _row_to_image(kind: str, value, shape, color) -> np.ndarray:
+def row_to_image(kind: str, value, shape, color) -> np.ndarray:
+    """One image column value (of image_kind `kind`) as a (C, H, W) array; `shape`
+    reshapes raw bytes and arrays, `color` picks the channels of encoded images."""
     if value is None:
         raise DataError("the image is null")
     if kind == "binary":
@@ -98,7 +101,7 @@ def dataframe_records(df, image_col: Optional[str] = None, label_col: Optional[s
     for name in (image_col, label_col):
         if name not in columns:
             raise DataError(f"the DataFrame has no column {name!r} (it has {columns})")
-    kind = _image_kind(df.schema[image_col].dataType)
+    kind = image_kind(df.schema[image_col].dataType)
     shape = tuple(shape) if shape is not None else None
     bad = _bad_records(df.sparkSession.sparkContext, on_bad_record)
 
@@ -108,7 +111,7 @@ def dataframe_records(df, image_col: Optional[str] = None, label_col: Optional[s
                 label = row[1]
                 if label is None:
                     raise DataError("the label is null")
-                yield _row_to_image(kind, row[0], shape, color), int(label)
+                yield row_to_image(kind, row[0], shape, color), int(label)
             except DataError as error:
                 bad.handle(f"partition {index}, row {i}", error)
 
