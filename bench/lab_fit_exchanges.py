@@ -5,6 +5,8 @@ Reports each fit's test accuracy and time, and how far the ring's final weights
 are from the star's (relative L2 difference; after round 1 too). Needs root.
 
     sudo .venv/bin/python bench/lab_fit_exchanges.py [--k 4] [--rate 500] [--rounds 20]
+
+Raw output: bench/results/<date>-<machine>/lab_fit_exchanges.json (results_io).
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
 from netlab import Lab  # noqa: E402
+from results_io import record  # noqa: E402
 
 DRIVER = r"""
 import json, sys, time
@@ -59,7 +63,6 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--rate", type=float, default=500.0, help="Mbit/s, every link")
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--out", type=Path, help="write the raw results (JSON) here")
     args = parser.parse_args()
     with Lab(k=args.k, rate_mbit=args.rate, spark=True) as lab:
         env = lab.spark_env("driver")
@@ -79,10 +82,8 @@ def main() -> None:
     for name, fit in fits.items():
         print(f"| {name} | {fit['accuracy']:.4f} | {fit['fit_s']:.0f} | "
               f"{fit.get('vs_star_after_round_1', 0):.2e} | {fit.get('vs_star_at_the_end', 0):.2e} |")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"command": sys.argv, "k": args.k, "rate_mbit": args.rate,
-                                        "rounds": args.rounds, "fits": fits}, indent=1))
+    record("lab_fit_exchanges", rows=[{"exchange": name, **fit} for name, fit in fits.items()],
+           extra={"k": args.k, "rate_mbit": args.rate, "rounds": args.rounds, "tau": 50})
 
 
 if __name__ == "__main__":

@@ -67,3 +67,19 @@ def ml_scoring():
                          f"{r['transform_images_per_s']:.0f}", f"{r['ratio']:.2f}"))
     return lines, src + [f"LeNet, batch {e['batch']}, {e['images']:,} images in an array "
                          "column; one run."]
+
+
+@table
+def lab_fit_exchanges():
+    data, src = stored("lab_fit_exchanges")
+    e = data["extra"]
+    lines = header("exchange", "test accuracy", "fit s", "weights vs the star's, round 1",
+                   f"after round {e['rounds']}")
+    for r in data["rows"]:
+        lines.append(row(r["exchange"], f"{r['accuracy']:.4f}", f"{r['fit_s']:.0f}",
+                         f"{r.get('vs_star_after_round_1', 0.0):.2e}",
+                         f"{r.get('vs_star_at_the_end', 0.0):.2e}"))
+    return lines, src + [f"LeNet on Fashion-MNIST (60,000 / 10,000), K={e['k']} worker hosts, "
+                         f"{e['rate_mbit']:g} Mbit/s links, {e['rounds']} rounds of "
+                         f"tau={e['tau']}, seed 3; weights: relative L2 difference. "
+                         + e.get("note", "")]
