@@ -82,7 +82,8 @@ def test_a_missing_first_partition_is_the_timeout_named_not_an_abort():
         links, _, _ = stage(listener, [FakeSolver(1, pace=10), FakeSolver(1)])
         links.ready(Deadline(10))
         tic = time.monotonic()
-        with pytest.raises(RoundTimeoutError, match="partition 0 sent nothing.*deadline of 2 s"):
+        with pytest.raises(RoundTimeoutError,
+                           match="partition 0 on 127.0.0.1 sent nothing.*deadline of 2 s"):
             links.round(0, 1, weights, Deadline(1.5))
         assert time.monotonic() - tic < 10
         links.close()

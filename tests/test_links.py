@@ -89,7 +89,8 @@ def test_a_round_that_gets_no_results_times_out_naming_the_partition():
     with LinkListener() as listener:
         links, _, _ = stage(listener, [FakeSolver(1, pace=5)])
         links.ready(Deadline(10))
-        with pytest.raises(RoundTimeoutError, match="partition 0 sent nothing.*deadline of 1 s"):
+        with pytest.raises(RoundTimeoutError,
+                           match="partition 0 on 127.0.0.1 sent nothing.*deadline of 1 s"):
             links.round(0, 1, weights, Deadline(1))
         links.close()
 
