@@ -231,8 +231,9 @@ class DriverLinks:
         header = round_header(ROUND, round_no, tau, weights.nbytes)
         sends = [self._pool.submit(self._send, part, header, weights)
                  for part in range(self.partitions)]
-        if self._receive is None or self._receive.size != weights.size:
-            self._receive = np.empty(weights.size, np.float32)
+        # the star's second receive buffer (the ring's chunks land in their sum)
+        if not self.ring and (self._receive is None or self._receive.size != size):
+            self._receive = np.empty(size, np.float32)
         try:
             if self.ring:
                 return self._ring_chunks(sends, start, deadline, WIRE_DTYPES[wire])

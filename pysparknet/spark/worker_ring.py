@@ -13,7 +13,7 @@ the summed update over K, in float32.
 """
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -39,16 +39,19 @@ def serve_ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool) -> tuple[
             return "stage over", 0
         ring.join(peers, Deadline(ticket.deadline_s or RING_FORM_S))
         reduce = RingReduce(ring, solver.index, len(peers), wire_dtype(solver.spec))
+        # the chunk for the driver goes out on its link while the all-gather runs
+        reporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparknet-report")
         try:
-            return _ring_rounds(link, solver, rebuilt, reduce)
+            return _ring_rounds(link, solver, rebuilt, reduce, reporter)
         finally:
             reduce.close()
+            reporter.shutdown(wait=False)
     finally:
         ring.close()
 
 
-def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool,
-                 reduce: RingReduce) -> tuple[str, int]:
+def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool, reduce: RingReduce,
+                 reporter: ThreadPoolExecutor) -> tuple[str, int]:
     trained = 0
     for round_no, tau, weights in link.rounds(solver.buffer_for):
         flat = weights if weights is not None else solver.buffer
@@ -64,11 +67,9 @@ def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool,
         vector = _contribution(solver, result, stats.iterations, start)
         reduce.reduce_scatter(vector)
         stats.chunk = owned_chunk(reduce.rank, reduce.parts)
-        report = _in_background(link.send, stats, reduce.on_wire(reduce.owned(vector)))
+        report = reporter.submit(link.send, stats, reduce.on_wire(reduce.owned(vector)))
         reduce.all_gather(vector)
-        report.join()
-        if report.error is not None:
-            raise report.error
+        report.result()  # its error, if the driver's link failed
         _next_start(vector, start, flat, reduce.parts)
         trained, rebuilt = trained + 1, False
     return "stage over", trained
@@ -114,21 +115,3 @@ def _next_start(summed: np.ndarray, start, flat: np.ndarray, parts: int) -> None
 def wire_dtype(spec):
     """The numpy dtype the ring's chunks travel in (exchange dtype)."""
     return WIRE_DTYPES[spec.exchange_dtype]
-
-
-class _Background(threading.Thread):
-    def __init__(self, work, *args):
-        super().__init__(daemon=True, name="sparknet-ring-report")
-        self.work, self.args, self.error = work, args, None
-
-    def run(self) -> None:
-        try:
-            self.work(*self.args)
-        except BaseException as error:  # noqa: BLE001 - raised by the caller
-            self.error = error
-
-
-def _in_background(work, *args) -> _Background:
-    thread = _Background(work, *args)
-    thread.start()
-    return thread
