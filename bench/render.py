@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import render_lab_tables  # noqa: F401  (registers the lab's tables)
+import render_fault_tables  # noqa: F401  (registers the lab faults tables)
 import render_tables
 
 REPO = Path(__file__).resolve().parent.parent

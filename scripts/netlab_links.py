@@ -150,7 +150,9 @@ def _htb(ns: str, dev: str, rate_mbit: float) -> None:
     # A burst of ~2 ms at the rate: veth hands over 64 KB GSO segments at once.
     burst = max(int(rate_mbit * 1e6 / 8 * 0.002), 64 * 1024)
     tc = [*in_ns(ns), "tc"]
-    sh([*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"])
+    shown = sh([*tc, "qdisc", "show", "dev", dev, "root"]).stdout
+    if "htb 1:" not in shown:  # htb cannot be `replace`d by htb: a reshape changes the class
+        sh([*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"])
     sh([*tc, "class", "replace", "dev", dev, "parent", "1:", "classid", "1:10", "htb",
         "rate", f"{rate_mbit}mbit", "ceil", f"{rate_mbit}mbit",
         "burst", str(burst), "cburst", str(burst)])
@@ -180,6 +182,8 @@ def shape_link(host_ns: str, bridge_ns: str, port: str, rate_mbit: float,
         _htb(ns, dev, rate_mbit)
         if delay_ms or jitter_ms:
             _netem(ns, dev, delay_ms, jitter_ms)
+        else:  # a reshape without delay drops an earlier one's netem
+            sh([*in_ns(ns), "tc", "qdisc", "del", "dev", dev, "parent", "1:10"], check=False)
 
 
 def has_qdisc(kind: str) -> bool:
