@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
+import netlab_links  # noqa: E402
 from netlab import Lab  # noqa: E402
 from netlab_faults import Fault, run_fit  # noqa: E402
 from results_io import record  # noqa: E402
@@ -68,6 +69,7 @@ def fit_row(lab, exchange: str, args, name: str, faults: list, extra_opts: dict,
 
 
 def unsupported_row(exchange: str, name: str, fault: Fault) -> dict:
+    fault.error = netlab_links.NO_NETEM
     return {"exchange": exchange, "scenario": name, "result": {"outcome": "unsupported"},
             "faults": [vars(fault)]}
 
@@ -95,7 +97,6 @@ def master_row(lab, exchange: str, args, work: Path) -> dict:
 
 
 def lab_has_netem() -> bool:
-    import netlab_links
     return netlab_links.has_qdisc("netem")
 
 

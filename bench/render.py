@@ -1,7 +1,7 @@
-"""Render BENCHMARKS.md's tables from the stored raw results.
+"""Render BENCHMARKS.md's (and README.md's) tables from the stored raw results.
 
     python bench/render.py            # rewrite every table between its markers
-    python bench/render.py --check    # exit 1 when the file differs from a fresh render
+    python bench/render.py --check    # exit 1 when a file differs from a fresh render
 
 A table lives between `<!-- table: NAME -->` and `<!-- /table -->`; NAME is one of
 render_tables.TABLES, which reads the newest stored record (bench/results/, written
@@ -22,6 +22,7 @@ import render_tables
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "BENCHMARKS.md"
+README = REPO / "README.md"  # its marked tables only: its other tables are prose
 BLOCK = re.compile(r"(<!-- table: ([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 OPEN = re.compile(r"<!-- table: ([\w-]+) -->")
 
@@ -59,32 +60,41 @@ def stray_rows(text: str) -> list[str]:
     return found
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
-    parser.add_argument("--doc", type=Path, default=DOC)
-    args = parser.parse_args(argv)
-    text = args.doc.read_text()
-    try:
-        fresh = render_text(text)
-    except (RenderError, LookupError, OSError) as error:
-        print(f"render: {error}", file=sys.stderr)
-        return 2
-    if not args.check:
-        args.doc.write_text(fresh)
-        print(f"rendered {len(BLOCK.findall(fresh))} tables into {args.doc}")
-        return 0
+def check(doc: Path, text: str, fresh: str) -> bool:
+    """Whether `doc` is its fresh render (and, but for the README, has no typed figure)."""
     diff = list(difflib.unified_diff(text.splitlines(), fresh.splitlines(), "on disk",
                                      "fresh render", lineterm=""))
-    strays = stray_rows(text)
+    strays = [] if doc.resolve() == README else stray_rows(text)
     for row in strays:
         print(f"a table row with a figure outside the rendered tables: {row}", file=sys.stderr)
     if diff:
         print("\n".join(diff[:60]), file=sys.stderr)
-        print(f"{args.doc} differs from a fresh render: run python bench/render.py",
+        print(f"{doc} differs from a fresh render: run python bench/render.py",
               file=sys.stderr)
-    return 1 if diff or strays else 0
+    return not diff and not strays
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
+    parser.add_argument("--doc", type=Path, action="append",
+                        help="the file to render (default: BENCHMARKS.md and README.md)")
+    args = parser.parse_args(argv)
+    ok = True
+    for doc in args.doc or [DOC, README]:
+        text = doc.read_text()
+        try:
+            fresh = render_text(text)
+        except (RenderError, LookupError, OSError) as error:
+            print(f"render: {doc.name}: {error}", file=sys.stderr)
+            return 2
+        if args.check:
+            ok = check(doc, text, fresh) and ok
+        else:
+            doc.write_text(fresh)
+            print(f"rendered {len(BLOCK.findall(fresh))} tables into {doc}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -91,7 +91,10 @@ def apply(lab, fault: Fault) -> None:
         lab.cut_to_driver(host, direction=kind[4:])
     elif kind in INSTANT:
         main_class = b"CoarseGrainedExecutorBackend" if kind == "kill" else b"deploy.master"
-        for pid in jvm_pids(lab, host, main_class):
+        pids = jvm_pids(lab, host, main_class)
+        if not pids:  # a kill that finds nothing must not pass for a fault survived
+            raise links.LabError(f"{fault.kind}: no {main_class.decode()} JVM on {host}")
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
 
 
