@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netlab_fixture import lab  # noqa: F401  (puts scripts/ on the path)
+from netlab_fixture import lab, lab_unavailable, netlab  # noqa: F401  (scripts/ on the path)
 import netlab_faults  # noqa: E402
 from netlab_faults import Fault, chaos_schedule, run_fit  # noqa: E402
 
@@ -29,13 +29,11 @@ def opts(exchange: str, weights, **more) -> dict:
 
 
 def bridge_rules(lab) -> str:
-    """The lab's nft fault rules now (the chains' bodies: empty when nothing is faulted)."""
+    """The lab's nft fault rules now (every fault rule drops: '' when none is left)."""
     import netlab_links
     out = netlab_links.sh([*netlab_links.in_ns(lab.bridge_ns), "nft", "list", "table",
                            "bridge", netlab_links.TABLE], check=False).stdout
-    return "\n".join(ln for ln in out.splitlines()
-                     if ln.strip() and not ln.strip().startswith(("chain", "table", "}",
-                                                                  "type", "iifname")))
+    return "\n".join(line.strip() for line in out.splitlines() if "drop" in line)
 
 
 @pytest.mark.parametrize("exchange", ["driver", "ring"])
@@ -122,3 +120,19 @@ def test_a_short_soak_under_chaos_resumes_and_holds_every_round_once(lab, tmp_pa
     assert abs(report["accuracy_drop_points"]) < 3.0, report
     assert report["longest_wait_s"] < DEADLINE_S + 60 + 15 + 25, report
     assert bridge_rules(lab) == ""
+
+
+def test_the_master_killed_mid_fit_leaves_the_fit_running(tmp_path):
+    """A standalone master lost (SIGKILL) after round 2: the app's executors are already
+    granted, so the fit trains on; what it loses is the chance of new executors. A lab
+    of its own, as the master stays dead."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with netlab.Lab(k=2, rate_mbit=500, spark=True) as own_lab:
+        fault = Fault("kill_master", "master", 2)
+        run = run_fit(own_lab, opts("driver", tmp_path / "w.npy"), [fault], deadline_s=400)
+        assert fault.applied_s is not None and not fault.error, fault
+        assert not netlab_faults.jvm_pids(own_lab, "master", b"deploy.master")
+    assert run.result.get("outcome") == "finished", run.log_tail
+    assert len(run.history) == 7 and run.result["accuracy"] > 0.5
