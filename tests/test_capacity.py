@@ -31,14 +31,18 @@ def test_the_most_slots_a_cluster_can_ever_offer(master, conf, most):
     assert capacity(conf, master).most_slots == most
 
 
-def test_more_workers_than_the_cluster_can_ever_hold_fails_at_once(fmnist_train):
+def test_more_workers_than_the_cluster_can_ever_hold_fails_at_once(fmnist_train,
+                                                                    monkeypatch):
+    """...and names the deployment's own way to more slots where it sets one (the
+    compose cluster: WORKERS=K)."""
+    monkeypatch.setenv("PYSPARKNET_MORE_SLOTS", "Here: WORKERS=K docker compose up -d worker")
     spark = local_spark("local-cluster[1,1,1024]")
     try:
         trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=2)
         x, y = fmnist_train[0][:200], fmnist_train[1][:200]
         started = time.monotonic()
         with pytest.raises(ClusterError, match=r"at most 1 task.*local-cluster\[1,1,1024\]"
-                                               r".*num_workers=2 needs 2"):
+                                               r".*num_workers=2 needs 2.*Here: WORKERS=K"):
             trainer.fit(spark.sparkContext.parallelize(list(zip(x, y.tolist())), 2),
                         rounds=1, progress=False)
         assert time.monotonic() - started < trainer.faults.slots_timeout / 10

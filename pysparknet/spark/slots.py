@@ -11,6 +11,7 @@ task runs.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import warnings
@@ -61,7 +62,7 @@ def wait_for_slots(sc, needed: int, timeout_s: float) -> int:
         raise ClusterError(
             f"the cluster can run at most {most.most_slots} task(s) at once ({most.reason}); "
             f"SparkNet with num_workers={needed} needs {needed} at once (a round's tasks "
-            f"wait for each other). {_MORE_SLOTS}")
+            f"wait for each other). {_more_slots()}")
     started, next_note = time.monotonic(), _NOTE_EVERY_S
     slots = concurrent_slots(sc)
     while slots < needed:
@@ -70,7 +71,7 @@ def wait_for_slots(sc, needed: int, timeout_s: float) -> int:
             raise ClusterError(
                 f"the cluster runs {slots} task(s) at once; SparkNet with num_workers="
                 f"{needed} needs {needed} at once, and no more executors registered in "
-                f"{timeout_s:.0f} s (Faults(slots_timeout=...)). {_MORE_SLOTS}")
+                f"{timeout_s:.0f} s (Faults(slots_timeout=...)). {_more_slots()}")
         if waited >= next_note:  # executors still starting: say so, now and then
             _LOG.warning("waiting for executors: %d of %d task slots after %.0f s (up to "
                          "%.0f s)", slots, needed, waited, timeout_s)
@@ -83,6 +84,13 @@ def wait_for_slots(sc, needed: int, timeout_s: float) -> int:
 
 _MORE_SLOTS = ("Add executors or cores (spark.executor.instances, spark.cores.max), or "
                "lower num_workers")
+# A deployment's own way to more slots (the compose cluster sets it: WORKERS=K).
+MORE_SLOTS_VARIABLE = "PYSPARKNET_MORE_SLOTS"
+
+
+def _more_slots() -> str:
+    own = os.environ.get(MORE_SLOTS_VARIABLE, "").strip()
+    return f"{own}. Otherwise: {_MORE_SLOTS}" if own else _MORE_SLOTS
 _NOTE_EVERY_S = 15.0
 
 
