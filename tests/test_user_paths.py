@@ -158,3 +158,18 @@ def test_arrays_that_do_not_pair_up_are_clear_errors(spark, fmnist_train):
         SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=1,
                         on_unassigned_gpu="ignore")
     assert trainer.fit((x, y), rounds=1, progress=False).history[0]["round"] == 1  # lives on
+
+
+def test_a_local_cluster_session_prints_no_checkpoint_folder_warning(tmp_path):
+    """local-cluster's executors share this machine's folders, so Spark's warning that
+    the RDD checkpoint folder "must not be on the local filesystem" is not printed;
+    Spark's log level is WARN again afterwards (a real warning still shows)."""
+    code = ("from pysparknet.spark import local_spark\n"
+            "s = local_spark('local-cluster[1,1,1024]')\n"
+            "jvm = s.sparkContext._jvm\n"
+            "print('LEVEL', jvm.org.apache.logging.log4j.LogManager.getRootLogger().getLevel())\n"
+            "s.stop()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert "LEVEL WARN" in done.stdout, done.stderr[-2000:]
+    assert "must not be on the local filesystem" not in done.stderr

@@ -84,8 +84,24 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
     spark.sparkContext.setLogLevel("WARN")
     # On a cluster of hosts the folder must be one they all share (spark.checkpoint.dir).
     checkpoint_dir = checkpoint_dir or conf.get("spark.checkpoint.dir")
-    spark.sparkContext.setCheckpointDir(checkpoint_dir or tempfile.mkdtemp(prefix="sparknet-rdd-"))
+    _set_checkpoint_dir(spark.sparkContext,
+                        checkpoint_dir or tempfile.mkdtemp(prefix="sparknet-rdd-"), master)
     return spark
+
+
+def _set_checkpoint_dir(sc, directory: str, master: str) -> None:
+    """sc.setCheckpointDir, without Spark's warning that a cluster's checkpoint folder
+    "must not be on the local filesystem" where that is not so: local-cluster's
+    executors are processes of this machine, so they all share a local folder.
+    (local_spark has just set the level to WARN; this call puts it back.)"""
+    if not master.strip().startswith("local-cluster"):
+        sc.setCheckpointDir(directory)
+        return
+    sc.setLogLevel("ERROR")
+    try:
+        sc.setCheckpointDir(directory)
+    finally:
+        sc.setLogLevel("WARN")
 
 
 def conf_pairs(pairs) -> dict:
