@@ -83,4 +83,4 @@ def lab_soak():
         f"and resumed from round {e['resumed_from_round']}. Accuracy drop "
         f"{e['accuracy_drop_points']:.2f} points; every round exactly once in the "
         f"checkpoint's history: {e['rounds_exactly_once']}; longest wait between two "
-        f"rounds {e['longest_wait_s']:.1f} s."]
+        f"rounds {e['longest_wait_s']:.1f} s (the resumed driver's start-up included)."]

@@ -194,7 +194,9 @@ def run_fit(lab, opts: dict, faults: list, deadline_s: float = 900,
     log = metrics.with_suffix(".log")
     env = lab.spark_env("driver")
     env["PYTHONPATH"] = str(HERE)
-    active, gaps, last_round_at, seen = [], [], 0.0, 0
+    # a resumed fit appends to its metrics file: count from the rounds it holds
+    active, gaps, last_round_at = [], [], 0.0
+    seen = _rounds_done(_read_history(metrics))
     with open(log, "w") as out:
         driver = lab.popen_in("driver", [lab.python, HERE / "lab_fault_driver.py",
                                          json.dumps(opts)], env=env, cwd=work,
