@@ -184,11 +184,13 @@ def _result_line(log: Path) -> dict:
 
 
 def run_fit(lab, opts: dict, faults: list, deadline_s: float = 900,
-            kill_driver_at: Optional[int] = None) -> FitRun:
-    """Run lab_fault_driver.py on the driver host with `opts` (its metrics file in the
-    lab's work dir unless given), stepping `faults` as its rounds land. Every fault is
-    undone when this returns, whatever happened; past deadline_s the driver is killed,
-    and at round kill_driver_at too (SIGKILL to its process group: its JVM with it)."""
+            kill_driver_at: Optional[int] = None,
+            driver: str = "lab_fault_driver.py") -> FitRun:
+    """Run `driver` (a script here: lab_fault_driver.py, or lab_stream_driver.py) on the
+    driver host with `opts` (its metrics file in the lab's work dir unless given),
+    stepping `faults` as its rounds land. Every fault is undone when this returns,
+    whatever happened; past deadline_s the driver is killed, and at round
+    kill_driver_at too (SIGKILL to its process group: its JVM with it)."""
     work = Path(lab.work_dir)
     metrics = Path(opts.setdefault("metrics", str(work / f"faults-{time.time_ns()}.jsonl")))
     log = metrics.with_suffix(".log")
@@ -198,29 +200,28 @@ def run_fit(lab, opts: dict, faults: list, deadline_s: float = 900,
     active, gaps, last_round_at = [], [], 0.0
     seen = _rounds_done(_read_history(metrics))
     with open(log, "w") as out:
-        driver = lab.popen_in("driver", [lab.python, HERE / "lab_fault_driver.py",
-                                         json.dumps(opts)], env=env, cwd=work,
-                              stdout=out, stderr=subprocess.STDOUT)
+        process = lab.popen_in("driver", [lab.python, HERE / driver, json.dumps(opts)],
+                               env=env, cwd=work, stdout=out, stderr=subprocess.STDOUT)
     start = time.monotonic()
     try:
-        while driver.poll() is None:
+        while process.poll() is None:
             now = time.monotonic() - start
             done = _rounds_done(_read_history(metrics))
             if now > deadline_s or (kill_driver_at and done >= kill_driver_at):
-                os.killpg(driver.pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
                 break
             if done > seen:
                 gaps.append(now - last_round_at)
                 last_round_at, seen = now, done
             _step_faults(lab, faults, now, done, active)
             time.sleep(POLL_S)
-        driver.wait(timeout=60)
+        process.wait(timeout=60)
     finally:
         for fault in active:
             undo(lab, fault)
             fault.undone_s = time.monotonic() - start
-        if driver.poll() is None:
-            driver.kill()
+        if process.poll() is None:
+            process.kill()
     wall = time.monotonic() - start
     return FitRun(result=_result_line(log), history=_read_history(metrics), faults=faults,
                   longest_wait_s=max(gaps[1:] + [wall - last_round_at]),

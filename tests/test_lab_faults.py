@@ -10,6 +10,8 @@ deadlines the fit itself promises.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,25 @@ def test_the_master_killed_mid_fit_leaves_the_fit_running(tmp_path):
         assert not netlab_faults.jvm_pids(own_lab, "master", b"deploy.master")
     assert run.result.get("outcome") == "finished", run.log_tail
     assert len(run.history) == 7 and run.result["accuracy"] > 0.5
+
+
+def test_a_stream_whose_driver_is_cut_mid_batch_trains_each_batch_once(lab, tmp_path):
+    """A Structured Streaming fit (one parquet file a micro-batch, 2 rounds a batch)
+    with the driver host cut off in batch 2's second round for longer than the round
+    deadline: the query fails naming a host; run again on the same folders, it
+    resumes from its checkpoints and every batch is trained on exactly once."""
+    files, per_file = 4, 600
+    opts = {"folder": str(tmp_path / "in"), "checkpoint_dir": str(tmp_path / "checkpoint"),
+            "metrics": str(tmp_path / "metrics.jsonl"), "files": files, "per_file": per_file,
+            "tau": 5, "rounds_per_batch": 2, "round_timeout": DEADLINE_S, "timeout": 400}
+    cut = Fault("cut", "driver", at_round=5, seconds=DEADLINE_S + 40)
+    first = run_fit(lab, dict(opts), [cut], deadline_s=500, driver="lab_stream_driver.py")
+    assert cut.applied_s is not None and cut.undone_s is not None
+    assert first.result.get("outcome") == "failed", first.log_tail
+    print("cut mid-batch:", first.result["error"], first.result["message"][:300])
+    second = run_fit(lab, dict(opts), [], deadline_s=500, driver="lab_stream_driver.py")
+    assert second.result.get("outcome") == "finished", second.log_tail
+    assert second.result["batch_records"] == [[b, per_file] for b in range(files)]
+    meta = json.loads((tmp_path / "checkpoint" / "model" / "checkpoint.json").read_text())
+    assert [r["batch_id"] for r in meta["history"]] == [b for b in range(files)
+                                                         for _ in range(2)]
