@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from render_tables import header, row, stored, table
+from render_tables import header, row, spread, stored, table
 
 
 W1 = "198.18.0.11"  # the host every fault hits
@@ -84,3 +84,19 @@ def lab_soak():
         f"{e['accuracy_drop_points']:.2f} points; every round exactly once in the "
         f"checkpoint's history: {e['rounds_exactly_once']}; longest wait between two "
         f"rounds {e['longest_wait_s']:.1f} s (the resumed driver's start-up included)."]
+
+
+@table
+def security_cost():
+    data, src = stored("security_cost")
+    e = data["extra"]
+    lines = header("Spark security", "command wall s, median (min-max)",
+                   "median round s, median (min-max)", "clear-RPC warning printed",
+                   text=(3,))
+    for r in data["rows"]:
+        lines.append(row(r["variant"], spread(r["wall_s"], 1), spread(r["round_s"], 3),
+                         ", ".join("yes" if w else "no" for w in r["clear_warning"])))
+    return lines, src + [
+        f"`sparknet train` as the demo runs it (LeNet, K=2 on local-cluster, tau=50), "
+        f"{e['rounds']} rounds a run, {e['repeats']} runs a variant interleaved; the "
+        "round's median over rounds 2 on."]

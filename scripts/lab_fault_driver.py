@@ -11,15 +11,15 @@ error's type and message, the final test accuracy, and the fit's seconds.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 import numpy as np
+from netlab import driver_session  # scripts/ is on PYTHONPATH (run_fit puts it there)
 
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
-from pysparknet.spark import Exchange, Faults, SparkNetTrainer, Stragglers, local_spark
+from pysparknet.spark import Exchange, Faults, SparkNetTrainer, Stragglers
 
 
 def trainer_for(spark, opts: dict) -> SparkNetTrainer:
@@ -59,11 +59,9 @@ def fit(spark, opts: dict) -> dict:
 
 def main() -> None:
     opts = json.loads(sys.argv[1])
-    conf = json.load(open(os.environ["NETLAB_SPARK_CONF"]))
     k = opts.get("k", 2)
-    spark = local_spark(os.environ["NETLAB_MASTER"], conf={
-        **conf, "spark.executor.cores": "1", "spark.cores.max": str(k),
-        "spark.executor.memory": "768m", **opts.get("spark_conf", {})})
+    spark = driver_session({"spark.executor.cores": "1", "spark.cores.max": str(k),
+                            "spark.executor.memory": "768m", **opts.get("spark_conf", {})})
     try:
         out = fit(spark, opts)
     finally:

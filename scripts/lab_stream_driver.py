@@ -12,17 +12,17 @@ folder by the first run), tau, rounds_per_batch, round_timeout, timeout. Prints
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from landing import RECORD_SHAPE, SCHEMA_DDL, land, stage_files  # noqa: E402
+from netlab import driver_session  # noqa: E402  (scripts/: run_fit's PYTHONPATH)
 
 from pysparknet import zoo  # noqa: E402
 from pysparknet.data import fashion_mnist  # noqa: E402
-from pysparknet.spark import Faults, SparkNetTrainer, local_spark  # noqa: E402
+from pysparknet.spark import Faults, SparkNetTrainer  # noqa: E402
 
 
 def stage(spark, opts: dict, folder: Path) -> None:
@@ -65,10 +65,8 @@ def train(spark, opts: dict) -> dict:
 
 def main() -> None:
     opts = json.loads(sys.argv[1])
-    conf = json.load(open(os.environ["NETLAB_SPARK_CONF"]))
-    spark = local_spark(os.environ["NETLAB_MASTER"], conf={
-        **conf, "spark.executor.cores": "1", "spark.cores.max": "2",
-        "spark.executor.memory": "768m"})
+    spark = driver_session({"spark.executor.cores": "1", "spark.cores.max": "2",
+                            "spark.executor.memory": "768m"})
     try:
         out = train(spark, opts)
     finally:
