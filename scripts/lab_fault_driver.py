@@ -15,7 +15,7 @@ import sys
 import time
 
 import numpy as np
-from netlab import driver_session  # scripts/ is on PYTHONPATH (run_fit puts it there)
+from netlab import driver_main  # scripts/ is on PYTHONPATH (run_fit puts it there)
 
 from pysparknet import zoo
 from pysparknet.data import fashion_mnist
@@ -57,17 +57,6 @@ def fit(spark, opts: dict) -> dict:
     return out
 
 
-def main() -> None:
-    opts = json.loads(sys.argv[1])
-    k = opts.get("k", 2)
-    spark = driver_session({"spark.executor.cores": "1", "spark.cores.max": str(k),
-                            "spark.executor.memory": "768m", **opts.get("spark_conf", {})})
-    try:
-        out = fit(spark, opts)
-    finally:
-        spark.stop()
-    print("RESULT", json.dumps(out), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    options = json.loads(sys.argv[1])
+    driver_main(fit, executors=options.get("k", 2), conf=options.get("spark_conf"))

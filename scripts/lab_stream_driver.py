@@ -11,14 +11,13 @@ folder by the first run), tau, rounds_per_batch, round_timeout, timeout. Prints
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from landing import RECORD_SHAPE, SCHEMA_DDL, land, stage_files  # noqa: E402
-from netlab import driver_session  # noqa: E402  (scripts/: run_fit's PYTHONPATH)
+from netlab import driver_main  # noqa: E402  (scripts/: run_fit's PYTHONPATH)
 
 from pysparknet import zoo  # noqa: E402
 from pysparknet.data import fashion_mnist  # noqa: E402
@@ -63,16 +62,5 @@ def train(spark, opts: dict) -> dict:
     return out
 
 
-def main() -> None:
-    opts = json.loads(sys.argv[1])
-    spark = driver_session({"spark.executor.cores": "1", "spark.cores.max": "2",
-                            "spark.executor.memory": "768m"})
-    try:
-        out = train(spark, opts)
-    finally:
-        spark.stop()
-    print("RESULT", json.dumps(out), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    driver_main(train, executors=2)

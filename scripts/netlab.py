@@ -276,6 +276,20 @@ def driver_session(conf: Optional[dict] = None, app_name: str = "netlab"):
                        conf={**lab_conf, **(conf or {})})
 
 
+
+def driver_main(body, executors: int = 2, conf: Optional[dict] = None) -> None:
+    """A lab driver program's main: its JSON options from argv[1], a driver_session of
+    `executors` one-core executors, and body(spark, opts)'s dict printed as one line
+    `RESULT {json}` (netlab_faults reads it), the session stopped whatever happens."""
+    opts = json.loads(sys.argv[1])
+    spark = driver_session({"spark.executor.cores": "1", "spark.cores.max": str(executors),
+                            "spark.executor.memory": "768m", **(conf or {})})
+    try:
+        out = body(spark, opts)
+    finally:
+        spark.stop()
+    print("RESULT", json.dumps(out), flush=True)
+
 # -- the command line (scripts/netlab.sh) --------------------------------------------------
 def _cli_up(args) -> int:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
