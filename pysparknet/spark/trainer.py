@@ -151,9 +151,8 @@ class SparkNetTrainer:
             checkpoint_dir: where checkpoints go (Caffe's .caffemodel and
                 .solverstate, and the history).
             resume: start from checkpoint_dir's latest checkpoint, if any.
-            validate_every: validate every how many rounds (and after the last).
-            checkpoint_every: checkpoint every how many rounds (and after the
-                last).
+            validate_every: rounds between validations (and after the last).
+            checkpoint_every: rounds between checkpoints (and after the last).
             metrics_path: a JSON-lines file, one record per round.
             progress: show progress (a bar on a terminal).
             until: called with each round's record; True ends the fit.
