@@ -65,9 +65,9 @@ class SparkNetTrainer:
             (options.Faults: round_timeout, slots_timeout).
         on_unassigned_gpu: with device='gpu' and no GPU in Spark's task
             resources: 'warn' (each worker uses gpu:0) or 'error'.
-        sync, tls, round_timeout, slots_timeout, rounds, round_seconds,
-            min_workers: the earlier flat keywords, still taken: rounds= is
-            schedule=, the others fields of the groups above.
+        **flat_options: the earlier flat keywords, still taken (sync, tls,
+            round_timeout, slots_timeout, rounds, round_seconds, min_workers):
+            rounds= is schedule=, the others fields of the groups above.
     """
 
     def __init__(self, spark, net_params: Source, solver_params: Optional[Source] = None,
@@ -151,8 +151,8 @@ class SparkNetTrainer:
             checkpoint_dir: where checkpoints go (Caffe's .caffemodel and
                 .solverstate, and the history).
             resume: start from checkpoint_dir's latest checkpoint, if any.
-            validate_every, checkpoint_every: every how many rounds (and after
-                the last).
+            validate_every: rounds between validations (and after the last).
+            checkpoint_every: rounds between checkpoints (and after the last).
             metrics_path: a JSON-lines file, one record per round.
             progress: show progress (a bar on a terminal).
             until: called with each round's record; True ends the fit.
@@ -203,11 +203,17 @@ class SparkNetTrainer:
                 every batch) and the query's (stream/, its checkpointLocation):
                 started again on the same folder, the training resumes both, and
                 every micro-batch is trained on exactly once.
-            rounds_per_batch, buffer_records: as above.
-            metrics_path, progress: as fit's.
+            rounds_per_batch: rounds trained on each micro-batch, as above.
+            buffer_records: each worker's buffer of recent records, as above.
+            validate_every: as fit's, counted in trained batches.
+            metrics_path: as fit's.
+            progress: as fit's.
             on_bad_record: 'skip' (counted) or 'error' (the query stops, raising
                 DataError naming the batch and record from await_termination()).
-            image_col, label_col, shape, color: the columns, as fit's DataFrames.
+            image_col: the image column, as fit's DataFrames.
+            label_col: the label column, as fit's DataFrames.
+            shape: reshapes raw bytes and arrays, as fit's DataFrames.
+            color: picks encoded images' channels, as fit's DataFrames.
             trigger: the query's trigger (e.g. {"availableNow": True}).
             query_name: the streaming query's name.
 
