@@ -164,15 +164,8 @@ class SparkNetTrainer:
             FitResult: the final weights and one record per round.
         """
         run = FitRun(self)
-        run.check_cluster(checkpoint_dir)
-        train = run.training_set(train_data, on_bad_record)
-        try:
-            validating = run.set_validation(validation_data)
-            weights, history, start = run.starting_point(checkpoint_dir, resume)
-            run.open(train)
-        except BaseException:
-            train.unpersist()
-            raise
+        validating, weights, history, start = run.prepare(
+            train_data, validation_data, checkpoint_dir, resume, on_bad_record)
         log = RoundLog(rounds, validating, validate_every, checkpoint_dir, checkpoint_every,
                        metrics_path, progress, start, history)
         try:
