@@ -158,7 +158,8 @@ def cmd_train(args) -> int:
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
                              checkpoint_every=args.checkpoint_every,
-                             metrics_path=args.metrics, progress=not args.quiet)
+                             metrics_path=args.metrics, progress=not args.quiet,
+                             mlflow=args.mlflow)
     finally:
         spark.stop()
     last = result.history[-1]

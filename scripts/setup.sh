@@ -29,7 +29,7 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-extras=test,ml,docs  # docs: the API reference site's build, which the tests run
+extras=test,ml,docs,mlflow  # docs: the site's build, which the tests run; mlflow: tracking's tests
 if [ "${PYSPARKNET_CUDA:-OFF}" = ON ]; then
   # The CUDA build finds cuBLAS, cuRAND and cuDNN in PyPI's nvidia-* wheels, so
   # they go in first: the [cuda] extra of pyproject.toml, read from there.
@@ -38,7 +38,7 @@ if [ "${PYSPARKNET_CUDA:-OFF}" = ON ]; then
   echo "[setup] installing the CUDA libraries' wheels"
   .venv/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['cuda']))" \
     | xargs .venv/bin/python -m pip install -q
-  extras=test,ml,docs,cuda
+  extras=test,ml,docs,mlflow,cuda
 fi
 echo "[setup] building pysparknet (Caffe is reused from the cache when present)"
 .venv/bin/python -m pip install -q ".[$extras]"

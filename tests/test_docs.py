@@ -108,7 +108,7 @@ def lacking(text: str, anchor: str, obj) -> list[str]:
 def test_site_has_a_page_per_package_and_submodule(site):
     for module in PACKAGES + tuple(f"pysparknet.{m}" for m in SUBMODULES):
         page(site, module)
-    for guide in ("using", "spark", "data", "streaming", "spark-ml", "REPRODUCTION",
+    for guide in ("using", "spark", "data", "streaming", "spark-ml", "tracking", "REPRODUCTION",
                   "BENCHMARKS", "examples"):
         assert (site / guide / "index.html").is_file(), f"no guide page {guide}"
 

@@ -55,6 +55,9 @@ class SparkNetClassifier(Estimator, SparkNetParams, DefaultParamsReadable,
     freezeLayers = _param("freezeLayers", "layers not to train (lr_mult 0)",
                           TypeConverters.toListString)
     verbose = _param("verbose", "show the fit's progress", TypeConverters.toBoolean)
+    mlflow = _param("mlflow", "log the fit to MLflow: true (starting a run if none is "
+                    "active), false (never); unset: into the active run, if any",
+                    TypeConverters.toBoolean)
 
     def __init__(self, net=None, solver=None, **params):
         super().__init__()
@@ -120,7 +123,9 @@ class SparkNetClassifier(Estimator, SparkNetParams, DefaultParamsReadable,
                                            self.getOrDefault(self.skipMismatched))
         result = trainer.fit(self._records(dataset, trainer),
                              rounds=self.getOrDefault(self.rounds),
-                             progress=self.getOrDefault(self.verbose))
+                             progress=self.getOrDefault(self.verbose),
+                             mlflow=self.getOrDefault(self.mlflow) if
+                             self.isDefined(self.mlflow) else None)
         model = SparkNetModel(result.weights, result.history)
         self._copyValues(model)
         model._set(netPrototxt=to_text(net), solverPrototxt=to_text(solver))

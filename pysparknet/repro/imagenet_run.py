@@ -80,7 +80,8 @@ def run(args) -> int:
         result = trainer.fit(train, val, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
                              checkpoint_every=args.checkpoint_every, metrics_path=args.metrics,
-                             progress=not args.quiet, until=reporter(scores, started))
+                             progress=not args.quiet, until=reporter(scores, started),
+                             mlflow=args.mlflow)
         trainer.driver_net.close()
     finally:
         spark.stop()

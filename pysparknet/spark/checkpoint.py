@@ -92,6 +92,15 @@ def save(directory: Path, net: Net, round_done: int, history: list, meta: dict,
             old.unlink()
 
 
+def current_files(directory: Path) -> list[Path]:
+    """The folder's latest checkpoint: its manifest and the round files it names
+    (none when there is no readable manifest)."""
+    if not (directory / MANIFEST).is_file():
+        return []
+    named = _previous_files(directory)
+    return [directory / MANIFEST] + named if named else []
+
+
 def _named_files(meta: dict, directory: Path) -> tuple[str, ...]:
     """The manifest's model, solverstate (and outer state) names, checked to be round
     files of this folder (never a path elsewhere)."""

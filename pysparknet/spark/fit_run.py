@@ -56,6 +56,22 @@ class FitRun:
             slots.check_gpu_assignment(self.sc.getConf(), trainer.on_unassigned_gpu)
         executors.check_executors(self.sc, trainer.num_workers)
 
+    def prepare(self, train_data, validation_data, checkpoint_dir, resume: bool,
+                on_bad_record: str) -> tuple:
+        """fit()'s start: the cluster checked, the training set cached, the validation
+        set, the starting point found, the run opened: (validating, weights, history,
+        first round)."""
+        self.check_cluster(checkpoint_dir)
+        train = self.training_set(train_data, on_bad_record)
+        try:
+            validating = self.set_validation(validation_data)
+            weights, history, start = self.starting_point(checkpoint_dir, resume)
+            self.open(train)
+        except BaseException:
+            train.unpersist()
+            raise
+        return validating, weights, history, start
+
     def training_set(self, data, on_bad_record: str) -> TrainingSet:
         trainer = self.trainer
         train = training_set(self.sc, data, trainer.num_workers, on_bad_record)
@@ -88,7 +104,7 @@ class FitRun:
         elif checkpoint_dir is not None and (Path(checkpoint_dir) / "checkpoint.json").exists():
             warnings.warn(f"{checkpoint_dir} holds another run's checkpoint, which this run "
                           "replaces at its first checkpoint (resume=True continues it)",
-                          stacklevel=3)
+                          stacklevel=4)  # the caller of fit(), through prepare()
         if found is None:
             return driver_net.get_weights(), [], 0
         self.series = found.history[-1].get("run", self.series) if found.history else \

@@ -23,6 +23,7 @@ class RoundLog:
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every if checkpoint_dir is not None else None
         self.history = history
+        self.tracker = None  # tracking.FitTracker: MLflow gets each round too
         self.metrics: Optional[object] = None
         if metrics_path:
             Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,8 @@ class RoundLog:
         if self.metrics:
             self.metrics.write(json.dumps(record) + "\n")
             self.metrics.flush()
+        if self.tracker is not None:
+            self.tracker.log_round(record)
         self.bar.update(1)
         self.bar.set_postfix({k: f"{record[k]:.4g}" for k in
                               ("loss", "val_accuracy", "images_per_s", "sync_s")

@@ -18,7 +18,7 @@ from ..net import TRAIN, Net
 from ..outer import OuterOptimizer
 from ..prototxt import Source, parse_net, parse_solver
 from ..weights import WeightCollection
-from . import options, slots
+from . import options, slots, tracking
 from .fit_run import FitRun
 from .options import Exchange, Faults, Stragglers
 from .round_driver import RoundDriver
@@ -137,7 +137,7 @@ class SparkNetTrainer:
             validate_every: int = 1, checkpoint_every: int = 1,
             metrics_path: Union[str, Path, None] = None, progress: bool = True,
             until: Optional[Callable[[dict], bool]] = None,
-            on_bad_record: str = "error") -> FitResult:
+            on_bad_record: str = "error", mlflow: Optional[bool] = None) -> FitResult:
         """Train `rounds` rounds (fewer if `until(record)` says so after a round).
 
         Args:
@@ -159,28 +159,26 @@ class SparkNetTrainer:
             on_bad_record: 'error' or 'skip' for records with NaN or infinite
                 numbers in an RDD's records (pysparknet.data sources carry their
                 own policy).
+            mlflow: log the fit to MLflow (spark/tracking.py): None logs into
+                the active run, if any; True always (a new run if none is
+                active; needs pysparknet[mlflow]); False never.
 
         Returns:
             FitResult: the final weights and one record per round.
         """
+        mlflow_module = tracking.mlflow_for(mlflow)
         run = FitRun(self)
-        run.check_cluster(checkpoint_dir)
-        train = run.training_set(train_data, on_bad_record)
-        try:
-            validating = run.set_validation(validation_data)
-            weights, history, start = run.starting_point(checkpoint_dir, resume)
-            run.open(train)
-        except BaseException:
-            train.unpersist()
-            raise
+        validating, weights, history, start = run.prepare(
+            train_data, validation_data, checkpoint_dir, resume, on_bad_record)
         log = RoundLog(rounds, validating, validate_every, checkpoint_dir, checkpoint_every,
                        metrics_path, progress, start, history)
-        try:
-            weights = run.run_rounds(start, weights, log, until)
-        finally:
-            log.close()
-            run.close()
-        self.driver_net.set_weights(weights)
+        with tracking.tracked_fit(mlflow_module, self, log):
+            try:
+                weights = run.run_rounds(start, weights, log, until)
+            finally:
+                log.close()
+                run.close()
+            self.driver_net.set_weights(weights)
         return FitResult(weights, log.history)
 
     def fit_stream(self, stream_df, validation_data=None,
