@@ -122,8 +122,15 @@ struct ParamRef {
   int blob_index;
 };
 
+// The BLAS's and OpenMP's thread counts. Weak: resolved from the libraries
+// libcaffe loads (OpenBLAS; libgomp where Caffe is built with OpenMP), and
+// left alone where a build has neither.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
 struct sn_net {
   int device;  // < 0: CPU
+  int threads = 0;  // CPU threads for this net's passes; 0: the libraries' own
   boost::shared_ptr<Solver<float> > solver;
   boost::shared_ptr<Net<float> > test_only;
   std::unique_ptr<OutputMeans> train_means;
@@ -131,7 +138,10 @@ struct sn_net {
   int64_t param_total = 0;
 
   // Caffe's mode and device are per thread: set them on every entry.
+  // OpenMP's count is per thread too; OpenBLAS's is one for the process.
   void Enter() const {
+    if (threads > 0 && openblas_set_num_threads) openblas_set_num_threads(threads);
+    if (threads > 0 && omp_set_num_threads) omp_set_num_threads(threads);
     if (device < 0) {
       Caffe::set_mode(Caffe::CPU);
     } else {
@@ -330,6 +340,12 @@ sn_status sn_net_set_iter(sn_net* net, int iter) {
     if (iter < 0) throw ArgumentError("iter must be >= 0");
     RequireSolver(net)->*SolverAccess::iter() = iter;
   });
+}
+
+sn_status sn_net_set_threads(sn_net* net, int threads) {
+  if (threads < 1) return Fail(SN_ERR_ARGUMENT, "threads must be >= 1");
+  net->threads = threads;
+  return SN_OK;
 }
 
 sn_status sn_net_num_outputs(sn_net* net, int phase, int* count) {

@@ -76,6 +76,10 @@ SN_EXPORT sn_status sn_net_iter(sn_net* net, int* iter);
 /* Move the solver to iteration `iter` (learning-rate schedule; a resumed run). */
 SN_EXPORT sn_status sn_net_set_iter(sn_net* net, int iter);
 
+/* CPU threads for this net's passes (the BLAS's and OpenMP's), applied on
+ * every call that runs the net; OpenBLAS's count is process-wide. */
+SN_EXPORT sn_status sn_net_set_threads(sn_net* net, int threads);
+
 /* Output blobs of the train (phase 0) or test (phase 1) net. */
 SN_EXPORT sn_status sn_net_num_outputs(sn_net* net, int phase, int* count);
 SN_EXPORT sn_status sn_net_output_name(sn_net* net, int phase, int index, const char** name);

@@ -45,6 +45,9 @@ class NetHandle:
     def set_iteration(self, iteration: int) -> None:
         N.check(N.sn_net_set_iter(self.ptr, iteration))
 
+    def set_threads(self, threads: int) -> None:
+        N.check(N.sn_net_set_threads(self.ptr, threads))
+
     def output_names(self, phase: int) -> list[str]:
         count = c_int()
         N.check(N.sn_net_num_outputs(self.ptr, phase, byref(count)))

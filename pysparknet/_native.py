@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ._cuda_libs import preload as preload_cuda_libraries
+from ._thread_pools import settle_openmp_wait_policy
 from .errors import CaffeError, CaffeIOError, FeedError, NetArgumentError
 
 CAFFE_DIR = Path(__file__).resolve().parent / "_caffe"
@@ -74,6 +75,7 @@ def _load() -> ctypes.CDLL:
     if not LIBRARY.exists():
         raise _missing_library()
     not_in_wheels = preload_cuda_libraries(CAFFE_DIR)
+    settle_openmp_wait_policy()
     try:
         # RTLD_GLOBAL: Caffe's layer registry must be one object for libcaffe and the shim.
         return ctypes.CDLL(str(LIBRARY), mode=os.RTLD_NOW | ctypes.RTLD_GLOBAL)
@@ -109,6 +111,7 @@ sn_net_set_feed = _declare("sn_net_set_feed", [sn_net_p, sn_feed_fn, c_void_p])
 sn_net_has_solver = _declare("sn_net_has_solver", [sn_net_p, POINTER(c_int)])
 sn_net_iter = _declare("sn_net_iter", [sn_net_p, POINTER(c_int)])
 sn_net_set_iter = _declare("sn_net_set_iter", [sn_net_p, c_int])
+sn_net_set_threads = _declare("sn_net_set_threads", [sn_net_p, c_int])
 sn_net_num_outputs = _declare("sn_net_num_outputs", [sn_net_p, c_int, POINTER(c_int)])
 sn_net_output_name = _declare("sn_net_output_name", [sn_net_p, c_int, c_int, POINTER(c_char_p)])
 sn_net_blob_shape = _declare("sn_net_blob_shape", [sn_net_p, c_int, c_char_p, POINTER(c_int),

@@ -25,6 +25,7 @@ from .errors import DataError, FeedError, NetArgumentError
 from .feeds import PhaseFeed, phase_feed, with_feed_layers
 from .files import atomic_path
 from .prototxt import Source, parse_net, parse_solver
+from .threads import cpu_threads
 from .proto import caffe_pb2
 from .weights import (BlobSpec, WeightCollection, caffemodel_shapes, layout_differences,
                       shape_mismatches)
@@ -78,10 +79,17 @@ class Net:
     """A Caffe net with its solver (or a test-only net), fed from Python.
 
     net_params: a NetParameter, prototxt text or path, a NetParams, or a
-    zoo.ZooModel, which brings its solver when solver_params is not given."""
+    zoo.ZooModel, which brings its solver when solver_params is not given.
+    threads: CPU threads for its passes (BLAS and OpenMP); None: OMP_NUM_THREADS or
+    OPENBLAS_NUM_THREADS where set, else every core this process may use."""
 
     def __init__(self, net_params: Source, solver_params: Optional[Source] = None,
-                 device: Union[str, int] = "cpu", seed: Optional[int] = None):
+                 device: Union[str, int] = "cpu", seed: Optional[int] = None,
+                 threads: Optional[int] = None):
+        try:
+            self.threads = cpu_threads(threads)
+        except ValueError as error:
+            raise NetArgumentError(str(error)) from None
         if solver_params is None:  # a zoo model brings its own solver
             solver_params = getattr(net_params, "solver", None)
         net_param = with_feed_layers(parse_net(net_params))
@@ -95,6 +103,7 @@ class Net:
             self._iter_size = max(solver.iter_size, 1)  # minibatches per iteration
         self._handle = NetHandle(solver_bytes, net_param.SerializeToString(), self.device,
                                  -1 if seed is None else seed)
+        self._handle.set_threads(self.threads)
         self.net_param = net_param
         self.has_solver = self._handle.has_solver()
         self._outputs = {phase: self._handle.output_names(phase)

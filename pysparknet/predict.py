@@ -120,12 +120,13 @@ class Predictor:
     """A trained net that scores arrays of images in batches (see the module's doc).
 
     weights: the trained net's WeightCollection, {layer: arrays}, or a
-    .caffemodel path; matched to the scoring net's layers by name."""
+    .caffemodel path; matched to the scoring net's layers by name. threads: as Net's."""
 
     def __init__(self, net_params: Source, weights: WeightsSource,
-                 batch_size: Optional[int] = None, device: str = "cpu"):
+                 batch_size: Optional[int] = None, device: str = "cpu",
+                 threads: Optional[int] = None):
         self.definition = scoring_net(net_params, batch_size)
-        self.net = Net(self.definition.net, device=device)
+        self.net = Net(self.definition.net, device=device, threads=threads)
         if not isinstance(weights, Mapping):
             weights = read_caffemodel(weights)
         mine, report = match_weights(self.net.get_weights(), weights,

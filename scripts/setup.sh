@@ -11,7 +11,7 @@ start=$(date +%s)
 packages=(build-essential cmake ninja-build pkg-config patch curl ca-certificates
           protobuf-compiler libprotobuf-dev libgoogle-glog-dev libgflags-dev
           libboost-system-dev libboost-thread-dev libboost-filesystem-dev
-          libopenblas-dev liblmdb-dev libleveldb-dev libsnappy-dev libhdf5-dev
+          libopenblas-dev libopenblas0-openmp liblmdb-dev libleveldb-dev libsnappy-dev libhdf5-dev
           libopencv-dev dataset-fashion-mnist
           iproute2 nftables)  # the network lab (scripts/netlab.py): ip, tc, nft
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv python3-dev)
@@ -20,12 +20,24 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   echo "[setup] installing ${missing[*]}"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# Caffe's CPU layers run their loops on OpenMP (patch 0013); OpenBLAS built on
+# OpenMP shares those threads, where its pthreads build (Debian's default) would
+# spin a second pool on the same cores (bench/bench_cpu_threads.py measures both).
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+for lib in libopenblas.so.0 libblas.so.3 liblapack.so.3; do
+  choice=/usr/lib/$arch/openblas-openmp/$lib
+  if [ -e "$choice" ] && [ "$(readlink -f "/usr/lib/$arch/$lib")" != "$(readlink -f "$choice")" ]; then
+    echo "[setup] the system's $lib: OpenBLAS on OpenMP (update-alternatives)"
+    $sudo update-alternatives --set "$lib-$arch" "$choice" >/dev/null
+  fi
+done
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -50,11 +50,11 @@ class Scoring:
 
     def predictor(self) -> predict.Predictor:
         def build():
-            from ..spark.solvers import device_for_task
+            from ..spark.solvers import device_for_task, task_threads
 
             net_text, weights = self.broadcast.value
             return predict.Predictor(net_text, weights, self.batch_size,
-                                     device_for_task(self.device))
+                                     device_for_task(self.device), threads=task_threads())
         return predict.cached_predictor(self.key, build)
 
     def image(self, value, where: str) -> np.ndarray:

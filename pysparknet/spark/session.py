@@ -74,8 +74,10 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
                .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.python.worker.reuse", "true")
-               # A solver's thread pool: one core per executor task.
-               .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1"))
+               # Other native work in an executor stays on one thread; a solver
+               # takes its task's cores (spark.task.cpus: solvers.task_threads).
+               .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
+               .config("spark.executorEnv.OMP_NUM_THREADS", "1"))
     conf = conf or {}
     settings = {**_executor_memory(master), **_security(master, secure, conf), **conf}
     for key, value in settings.items():

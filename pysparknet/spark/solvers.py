@@ -87,6 +87,12 @@ def device_for_task(device: str, on_unassigned_gpu: str = "warn") -> str:
     return "gpu:0"
 
 
+def task_threads() -> int:
+    """The cores Spark gave this task (spark.task.cpus): the solver's threads."""
+    context = TaskContext.get()
+    return max(1, context.cpus()) if context else 1
+
+
 def solver_for(spec: NetSpec, index: int, data, round_no: int,
                start_iter: int) -> tuple[Optional[Solver], bool]:
     """(the partition's solver, whether it was built now): built from `data` when
@@ -139,7 +145,8 @@ def _new_solver(spec: NetSpec, key: tuple, index: int, data, round_no: int, star
     net = Net(caffe_pb2.NetParameter.FromString(spec.net),
               caffe_pb2.SolverParameter.FromString(spec.solver),
               device=device_for_task(spec.device, spec.on_unassigned_gpu),
-              seed=None if spec.seed is None else spec.seed + index)
+              seed=None if spec.seed is None else spec.seed + index,
+              threads=task_threads())
     net.set_training_data(data)
     net.iteration = start_iter  # the learning-rate schedule goes on
     if skip:
