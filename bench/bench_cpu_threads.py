@@ -1,7 +1,8 @@
 """What threads buy one Net on the CPU: the batched convolution (patch 0013) and its threads.
 
 A training step (Net.train: forward, backward, SGD update) of LeNet (batch 64,
-Fashion-MNIST's shape) and CIFAR-10 quick (batch 100), random inputs, timed in
+Fashion-MNIST's shape) and CIFAR-10 quick (batch 100), and where asked the zoo's
+AlexNet and GoogLeNet (batch 8), random inputs, timed in
 fresh processes, interleaved (A B C ..., A B C ..., ...). The variants:
 
   unpatched 1t/2t   the Caffe before patch 0013 (an install of it: --unpatched DIR)
@@ -12,10 +13,13 @@ fresh processes, interleaved (A B C ..., A B C ..., ...). The variants:
   batched 2t, pthreads BLAS   the same on OpenBLAS's pthreads build (OpenMP's idle
                     threads then sleep: pysparknet/_thread_pools.py)
 
+And the ceiling, in the same run: one 1024^3 sgemm on 1 and 2 threads (what a
+second core buys the BLAS itself on this machine).
+
 The BLAS build is picked per process with LD_LIBRARY_PATH (Debian's
 /usr/lib/<arch>/openblas-{openmp,pthread}, both installed by scripts/setup.sh).
 
-    python bench/bench_cpu_threads.py [--nets lenet cifar10_quick] [--repeats 3]
+    python bench/bench_cpu_threads.py [--nets sgemm lenet cifar10_quick] [--repeats 5]
         [--unpatched /tmp/oldpkg]
 """
 from __future__ import annotations
@@ -36,19 +40,41 @@ from pysparknet import Net, zoo
 net_name, batch, iterations, net_options = {net!r}, {batch}, {iterations}, {net_options}
 model = zoo.lenet(batch_size=batch) if net_name == "lenet" else zoo.load(net_name, batch_size=batch)
 solver = zoo.lenet_solver() if net_name == "lenet" else model.solver
-shape = (1, 28, 28) if net_name == "lenet" else (3, 32, 32)
+shape, classes = {shape!r}, {classes}
 rng = np.random.default_rng(0)
-images = rng.random((batch * 4, *shape), dtype=np.float32) * 255
-labels = rng.integers(0, 10, batch * 4).astype(np.float32)
+images = rng.random((batch * 2, *shape), dtype=np.float32) * 255
+labels = rng.integers(0, classes, batch * 2).astype(np.float32)
 net = Net(model, solver, seed=1, **net_options)
 net.set_training_data((images, labels))
-net.train(10)  # warm-up: buffers, the BLAS's threads
+net.train({warmup})  # warm-up: buffers, the BLAS's threads
 tic = time.perf_counter()
 net.train(iterations)
 print(1e3 * (time.perf_counter() - tic) / iterations)
 """
-BATCH = {"lenet": 64, "cifar10_quick": 100}
-ITERATIONS = {"lenet": 200, "cifar10_quick": 30}  # a few seconds of steps each
+# The ceiling: what a second thread buys the BLAS itself on one large square sgemm.
+GEMM = """
+import ctypes, time, numpy as np
+blas = ctypes.CDLL("libopenblas.so.0")
+blas.openblas_set_num_threads({threads})
+n = 1024
+a, b, c = (np.random.default_rng(0).random((n, n), dtype=np.float32) for _ in range(3))
+pointer = lambda m: m.ctypes.data_as(ctypes.c_void_p)
+def gemm():  # row-major, no transposes: c = a b
+    blas.cblas_sgemm(101, 111, 111, n, n, n, ctypes.c_float(1), pointer(a), n, pointer(b), n,
+                     ctypes.c_float(0), pointer(c), n)
+gemm()
+tic = time.perf_counter()
+for _ in range({iterations}):
+    gemm()
+print(1e3 * (time.perf_counter() - tic) / {iterations})
+"""
+BATCH = {"lenet": 64, "cifar10_quick": 100, "sgemm": 1024, "alexnet": 8, "googlenet": 8}
+ITERATIONS = {"lenet": 200, "cifar10_quick": 30, "sgemm": 100, "alexnet": 3, "googlenet": 2}
+WARMUP = {"lenet": 10, "cifar10_quick": 3, "alexnet": 1, "googlenet": 1}
+# The records each net is fed: (C, H, W) and classes (the zoo entries' record shapes).
+RECORDS = {"lenet": ((1, 28, 28), 10), "cifar10_quick": ((3, 32, 32), 10),
+           "alexnet": ((3, 227, 227), 1000), "googlenet": ((3, 224, 224), 1000)}
+ZOO_NETS = ("alexnet", "googlenet")  # slow: the variants before and after only
 BLAS_DIRS = {blas: f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}/openblas-{blas}"
              for blas in ("openmp", "pthread")}
 TIMEOUT_S = 900
@@ -68,8 +94,9 @@ def step_ms(net: str, iterations: int, threads: int, batch_mb: str = "", site: s
         env["PYTHONPATH"] = site
     # An older install knows no threads=: the environment above sets its threads.
     net_options = {} if site else {"threads": threads}
-    code = STEP.format(net=net, batch=BATCH[net], iterations=iterations,
-                       net_options=net_options)
+    code = GEMM.format(threads=threads, iterations=iterations) if net == "sgemm" else \
+        STEP.format(net=net, batch=BATCH[net], iterations=iterations, net_options=net_options,
+                    shape=RECORDS[net][0], classes=RECORDS[net][1], warmup=WARMUP[net])
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tempfile.gettempdir(),
                           capture_output=True, text=True, timeout=TIMEOUT_S)
     if done.returncode:
@@ -78,22 +105,27 @@ def step_ms(net: str, iterations: int, threads: int, batch_mb: str = "", site: s
 
 
 def variants(net: str, iterations: int, unpatched: str) -> dict:
+    if net == "sgemm":
+        return {f"{t}t": lambda t=t: step_ms(net, iterations, t) for t in (1, 2)}
     runs = {}
     for threads in (1, 2):
         if unpatched:
             runs[f"unpatched {threads}t"] = lambda t=threads: step_ms(
                 net, iterations, t, "0", unpatched, blas="pthread")
-        runs[f"per-image {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "0")
+        if net not in ZOO_NETS:
+            runs[f"per-image {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "0")
         runs[f"batched {threads}t"] = lambda t=threads: step_ms(net, iterations, t)
-    runs["batched 2t, pthreads BLAS"] = lambda: step_ms(net, iterations, 2, blas="pthread")
+    if net not in ZOO_NETS:
+        runs["batched 2t, pthreads BLAS"] = lambda: step_ms(net, iterations, 2, blas="pthread")
     return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nets", nargs="+", default=["lenet", "cifar10_quick"],
-                        choices=sorted(BATCH))
+    parser.add_argument("--nets", nargs="+", default=["sgemm", "lenet", "cifar10_quick"],
+                        choices=sorted(BATCH), help="also: alexnet googlenet (batch 8; "
+                        "unpatched and batched only)")
     parser.add_argument("--iterations", type=int, default=0,
                         help="timed steps a process (default: LeNet 200, CIFAR-10 quick 30)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved, each")
@@ -107,9 +139,12 @@ def main() -> None:
         medians = {name: statistics.median(values) for name, values in samples.items()}
         for name, values in samples.items():
             print(f"{net} {name}: {summarize(values)}", flush=True)
-        print(f"{net}: batched 2t is {medians['batched 1t'] / medians['batched 2t']:.2f}x "
-              f"batched 1t, {medians['per-image 1t'] / medians['batched 2t']:.2f}x per-image 1t",
-              flush=True)
+        if net == "sgemm":
+            print(f"sgemm {BATCH[net]}^3: 2 threads {medians['1t'] / medians['2t']:.2f}x one",
+                  flush=True)
+        else:
+            print(f"{net}: batched 2t is {medians['batched 1t'] / medians['batched 2t']:.2f}x "
+                  "batched 1t", flush=True)
         rows.append({"net": net, "batch": BATCH[net], "iterations": iterations,
                      "samples": samples})
     record("cpu_threads", rows=rows, extra={"unpatched": bool(args.unpatched)})

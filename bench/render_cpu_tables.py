@@ -1,0 +1,50 @@
+"""BENCHMARKS.md's CPU tables (the batched convolution and its threads), from stored output."""
+from __future__ import annotations
+
+import math
+
+from render_tables import header, median, row, spread, stored, table
+
+NET_NAMES = {"lenet": "LeNet b64", "cifar10_quick": "CIFAR-10 quick b100"}
+
+
+@table
+def cpu_threads():
+    data, src = stored("cpu_threads")
+    lines = header("net", "variant", "ms a training step, median (min-max)",
+                   "vs. its 1-thread variant", "vs. unpatched 1 thread", text_columns=2)
+    ceiling = ""
+    for r in data["rows"]:
+        s = r["samples"]
+        if r["net"] == "sgemm":
+            ceiling = (f" The ceiling, same run: one {r['batch']}^3 sgemm on 2 threads ran "
+                       f"{median(s['1t']) / median(s['2t']):.2f}x as fast as on one "
+                       f"({spread(s['1t'], 1)} vs {spread(s['2t'], 1)} ms).")
+            continue
+        base = median(s["unpatched 1t"]) if "unpatched 1t" in s else math.nan
+        for name, values in s.items():
+            single = s.get(name.replace("2t", "1t").split(",")[0])
+            gain = f"{median(single) / median(values):.2f}x" if "2t" in name and single else ""
+            lines.append(row(NET_NAMES.get(r["net"], r["net"]), name, spread(values, 1),
+                             gain, f"{base / median(values):.2f}x"))
+    return lines, src + [
+        "Net.train (forward, backward, SGD update) in fresh processes, random inputs, "
+        "variants interleaved; `unpatched` is the build before patch 0013 on Debian's "
+        "default OpenBLAS (pthreads), the others this build on OpenBLAS built on OpenMP "
+        "unless the row says pthreads." + ceiling]
+
+
+@table
+def cpu_to_target():
+    data, src = stored("cpu_to_target")
+    e = data["extra"]
+    times = {r["variant"]: r["seconds"] for r in data["rows"]}
+    torch = median(times["PyTorch 2t"]) if "PyTorch 2t" in times else math.nan
+    lines = header("system", f"seconds to {e['target']:.1%}, median (min-max)",
+                   "/ PyTorch 2 threads")
+    for name, seconds in times.items():
+        lines.append(row(name, spread(seconds, 1), f"{median(seconds) / torch:.2f}"))
+    return lines, src + [
+        f"LeNet on Fashion-MNIST (zoo.lenet, zoo.lenet_solver; PyTorch: the same net, "
+        f"fillers and solver), a test of all 10,000 test images every {e['test_every']} "
+        "iterations (a worker's, for SparkNet) counted in the clock; systems interleaved."]
