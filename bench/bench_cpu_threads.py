@@ -9,7 +9,9 @@ fresh processes, interleaved (A B C ..., A B C ..., ...). The variants:
                     on Debian's default OpenBLAS (pthreads): what a Net cost before
   per-image 1t/2t   this build with SPARKNET_CONV_BATCH_MB=0 (upstream's per-image
                     convolution), OpenBLAS on OpenMP
-  batched 1t/2t     this build's default, OpenBLAS on OpenMP
+  batched 1t/2t     SPARKNET_CONV_BATCH_MB=16, OpenBLAS on OpenMP (the default is 16
+                    on two or more threads and per-image on one: this bench's
+                    batched 1t row is why)
   batched 2t, pthreads BLAS   the same on OpenBLAS's pthreads build (OpenMP's idle
                     threads then sleep: pysparknet/_thread_pools.py)
 
@@ -114,9 +116,10 @@ def variants(net: str, iterations: int, unpatched: str) -> dict:
                 net, iterations, t, "0", unpatched, blas="pthread")
         if net not in ZOO_NETS:
             runs[f"per-image {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "0")
-        runs[f"batched {threads}t"] = lambda t=threads: step_ms(net, iterations, t)
+        runs[f"batched {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "16")
     if net not in ZOO_NETS:
-        runs["batched 2t, pthreads BLAS"] = lambda: step_ms(net, iterations, 2, blas="pthread")
+        runs["batched 2t, pthreads BLAS"] = lambda: step_ms(net, iterations, 2, "16",
+                                                            blas="pthread")
     return runs
 
 

@@ -6,6 +6,8 @@ path does (SPARKNET_CONV_BATCH_MB=0), in chunks that do not divide the batch,
 with groups, padding, strides, dilation and 1x1 kernels, and on any thread count."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pytest
 
@@ -36,8 +38,13 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top
 SOLVER = 'base_lr: 0.05 momentum: 0.9 lr_policy: "fixed" type: "SGD"'
 
 
-def _odd_weights(monkeypatch, batch_mb: str, threads: int, steps: int = 4) -> np.ndarray:
-    monkeypatch.setenv("SPARKNET_CONV_BATCH_MB", batch_mb)
+def _odd_weights(monkeypatch, batch_mb: Optional[str], threads: int,
+                 steps: int = 4) -> np.ndarray:
+    """Weights after `steps` steps with SPARKNET_CONV_BATCH_MB=batch_mb (None: unset)."""
+    if batch_mb is None:
+        monkeypatch.delenv("SPARKNET_CONV_BATCH_MB", raising=False)
+    else:
+        monkeypatch.setenv("SPARKNET_CONV_BATCH_MB", batch_mb)
     rng = np.random.default_rng(3)
     images = rng.standard_normal((30, 4, 13, 11)).astype(np.float32)
     labels = rng.integers(0, 3, 30).astype(np.float32)
@@ -59,6 +66,15 @@ def test_batched_convolution_trains_as_per_image_does(monkeypatch, threads):
     scale = np.abs(upstream).max()
     assert np.abs(batched - upstream).max() <= 1e-5 * scale
     assert not np.array_equal(upstream, _odd_weights(monkeypatch, "0", threads, steps=1))
+
+
+def test_the_default_chunks_only_with_threads_to_fill(monkeypatch):
+    """Unset, one thread runs upstream's per-image path (a chunk only leaves the
+    cache there) and two threads 16 MB chunks: bit for bit the explicit settings."""
+    assert np.array_equal(_odd_weights(monkeypatch, None, 1), _odd_weights(monkeypatch, "0", 1))
+    two_threads = _odd_weights(monkeypatch, None, 2)
+    assert np.array_equal(two_threads, _odd_weights(monkeypatch, "16", 2))
+    assert not np.array_equal(two_threads, _odd_weights(monkeypatch, "0", 2))
 
 
 def test_lenet_chunks_that_do_not_divide_the_batch(monkeypatch, fmnist_train):
