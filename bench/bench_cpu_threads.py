@@ -56,8 +56,7 @@ print(1e3 * (time.perf_counter() - tic) / iterations)
 # The ceiling: what a second thread buys the BLAS itself on one large square sgemm.
 GEMM = """
 import ctypes, time, numpy as np
-blas = ctypes.CDLL("libopenblas.so.0")
-blas.openblas_set_num_threads({threads})
+blas = ctypes.CDLL({library!r})  # its threads: the environment's *_NUM_THREADS
 n = 1024
 a, b, c = (np.random.default_rng(0).random((n, n), dtype=np.float32) for _ in range(3))
 pointer = lambda m: m.ctypes.data_as(ctypes.c_void_p)
@@ -82,12 +81,21 @@ BLAS_DIRS = {blas: f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}/openblas-{
 TIMEOUT_S = 900
 
 
+def openblas(build: str) -> dict:
+    """The environment that loads Debian's OpenBLAS `build` (openmp or pthread)."""
+    return {"LD_LIBRARY_PATH": BLAS_DIRS[build]}
+
+
 def step_ms(net: str, iterations: int, threads: int, batch_mb: str = "", site: str = "",
-            blas: str = "openmp") -> float:
+            blas: str = "openmp", blas_env: dict | None = None,
+            library: str = "libopenblas.so.0") -> float:
     """ms per training step in a fresh process; batch_mb: SPARKNET_CONV_BATCH_MB ("": the
-    default, "0": per image); site: a folder to import pysparknet from."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-               LD_LIBRARY_PATH=BLAS_DIRS[blas])
+    default, "0": per image); site: a folder to import pysparknet from; blas_env: the
+    environment that loads another BLAS (default: OpenBLAS's `blas` build), whose
+    `library` the sgemm ceiling calls."""
+    env = dict(os.environ, **{f"{lib}_NUM_THREADS": str(threads)
+                              for lib in ("OPENBLAS", "OMP", "BLIS", "MKL")},
+               **(blas_env or openblas(blas)))
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("SPARKNET_CONV_BATCH_MB", None)
     if batch_mb:
@@ -96,7 +104,7 @@ def step_ms(net: str, iterations: int, threads: int, batch_mb: str = "", site: s
         env["PYTHONPATH"] = site
     # An older install knows no threads=: the environment above sets its threads.
     net_options = {} if site else {"threads": threads}
-    code = GEMM.format(threads=threads, iterations=iterations) if net == "sgemm" else \
+    code = GEMM.format(library=library, iterations=iterations) if net == "sgemm" else \
         STEP.format(net=net, batch=BATCH[net], iterations=iterations, net_options=net_options,
                     shape=RECORDS[net][0], classes=RECORDS[net][1], warmup=WARMUP[net])
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tempfile.gettempdir(),

@@ -48,3 +48,20 @@ def cpu_to_target():
         f"LeNet on Fashion-MNIST (zoo.lenet, zoo.lenet_solver; PyTorch: the same net, "
         f"fillers and solver), a test of all 10,000 test images every {e['test_every']} "
         "iterations (a worker's, for SparkNet) counted in the clock; systems interleaved."]
+
+
+@table
+def cpu_blas():
+    data, src = stored("cpu_blas")
+    lines = header("net", "BLAS, threads", "ms, median (min-max)", "/ OpenBLAS, same threads",
+                   text_columns=2)
+    for r in data["rows"]:
+        s = r["samples"]
+        for name, values in s.items():
+            base = s[f"openblas {name.split()[-1]}"]
+            lines.append(row(NET_NAMES.get(r["net"], f"{r['net']} {r['batch']}^3"), name,
+                             spread(values, 1), f"{median(values) / median(base):.2f}"))
+    return lines, src + [
+        "The same Caffe build; BLIS and oneMKL stand in for OpenBLAS's CBLAS functions "
+        "through LD_PRELOAD; variants interleaved in fresh processes (sgemm: ms a call; "
+        "nets: a Net.train step, the convolution at its default)."]

@@ -22,12 +22,10 @@ def available() -> bool:
 
 def build(name: str):
     import torch.nn as nn
-    import torchvision
-    if name == "alexnet":
-        return torchvision.models.alexnet(num_classes=1000)
-    if name == "googlenet":
-        return torchvision.models.googlenet(num_classes=1000, aux_logits=False,
-                                            init_weights=True)
+    if name in ("alexnet", "googlenet"):  # torchvision only where needed: LeNet runs without
+        import torchvision
+        return torchvision.models.alexnet(num_classes=1000) if name == "alexnet" else \
+            torchvision.models.googlenet(num_classes=1000, aux_logits=False, init_weights=True)
     if name == "caffe_alexnet":
         return caffe_alexnet()
     return nn.Sequential(  # Caffe's examples/mnist/lenet_train_test.prototxt
