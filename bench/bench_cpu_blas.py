@@ -9,7 +9,8 @@ LD_PRELOAD without a rebuild:
   blis       Debian's libblis4-openmp (BLIS 0.9, its CBLAS layer; apt-get install
              libblis4-openmp), threads from BLIS_NUM_THREADS
   mkl        oneMKL from PyPI's mkl wheel (--mkl DIR: DIR/lib holding the wheel's
-             mkl-*.data/data/lib/ files) on GNU OpenMP (MKL_THREADING_LAYER=GNU: one pool with Caffe's loops)
+             mkl-*.data/data/lib/ files) on GNU OpenMP (MKL_THREADING_LAYER=GNU: one
+             pool with Caffe's loops)
 
 Each BLAS that is not installed is skipped, saying so. A newer OpenBLAS is not among
 them: PyPI's (scipy-openblas32) renames its symbols (scipy_cblas_sgemm), so it cannot
@@ -61,7 +62,8 @@ def main() -> None:
     parser.add_argument("--nets", nargs="+", default=["sgemm", "lenet", "cifar10_quick"],
                         choices=["sgemm", "lenet", "cifar10_quick"])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved, each")
-    parser.add_argument("--mkl", default="", help="a pip --target folder holding mkl")
+    parser.add_argument("--mkl", default="",
+                        help="a folder whose lib/ holds the mkl wheel's data/lib files")
     args = parser.parse_args()
     found = libraries(args.mkl)
     rows = []

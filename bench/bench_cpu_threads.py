@@ -87,15 +87,14 @@ def openblas(build: str) -> dict:
 
 
 def step_ms(net: str, iterations: int, threads: int, batch_mb: str = "", site: str = "",
-            blas: str = "openmp", blas_env: dict | None = None,
-            library: str = "libopenblas.so.0") -> float:
+            blas_env: dict | None = None, library: str = "libopenblas.so.0") -> float:
     """ms per training step in a fresh process; batch_mb: SPARKNET_CONV_BATCH_MB ("": the
     default, "0": per image); site: a folder to import pysparknet from; blas_env: the
-    environment that loads another BLAS (default: OpenBLAS's `blas` build), whose
-    `library` the sgemm ceiling calls."""
+    environment that loads the BLAS (default: OpenBLAS's OpenMP build), whose `library`
+    the sgemm ceiling calls."""
     env = dict(os.environ, **{f"{lib}_NUM_THREADS": str(threads)
                               for lib in ("OPENBLAS", "OMP", "BLIS", "MKL")},
-               **(blas_env or openblas(blas)))
+               **(blas_env or openblas("openmp")))
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("SPARKNET_CONV_BATCH_MB", None)
     if batch_mb:
@@ -121,13 +120,13 @@ def variants(net: str, iterations: int, unpatched: str) -> dict:
     for threads in (1, 2):
         if unpatched:
             runs[f"unpatched {threads}t"] = lambda t=threads: step_ms(
-                net, iterations, t, "0", unpatched, blas="pthread")
+                net, iterations, t, "0", unpatched, blas_env=openblas("pthread"))
         if net not in ZOO_NETS:
             runs[f"per-image {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "0")
         runs[f"batched {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "16")
     if net not in ZOO_NETS:
-        runs["batched 2t, pthreads BLAS"] = lambda: step_ms(net, iterations, 2, "16",
-                                                            blas="pthread")
+        runs["batched 2t, pthreads BLAS"] = lambda: step_ms(
+            net, iterations, 2, "16", blas_env=openblas("pthread"))
     return runs
 
 
