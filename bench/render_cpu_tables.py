@@ -65,3 +65,20 @@ def cpu_blas():
         "The same Caffe build; BLIS and oneMKL stand in for OpenBLAS's CBLAS functions "
         "through LD_PRELOAD; variants interleaved in fresh processes (sgemm: ms a call; "
         "nets: a Net.train step, the convolution at its default)."]
+
+
+@table
+def conv_batch_sizes():
+    data, src = stored("conv_batch_sizes")
+    lines = header("net", "SPARKNET_CONV_BATCH_MB, threads",
+                   "ms a training step, median (min-max)", "/ per image, same threads",
+                   text_columns=2)
+    for r in data["rows"]:
+        s = r["samples"]
+        for name, values in s.items():
+            per_image = s[f"0 MB {name.split()[-1]}"]
+            lines.append(row(NET_NAMES.get(r["net"], r["net"]), name, spread(values, 1),
+                             f"{median(values) / median(per_image):.2f}"))
+    return lines, src + [
+        "Net.train in fresh processes, random inputs, OpenBLAS on OpenMP, variants "
+        "interleaved; 0 MB: upstream's per-image path."]
