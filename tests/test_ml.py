@@ -108,6 +108,7 @@ def test_arrays_bytes_and_image_structs_score_alike(spark, untrained, fmnist_tes
     arrays = spark.createDataFrame(pd.DataFrame({"image": [im.ravel().astype(float).tolist()
                                                            for im in images]}))
     pngs = spark.createDataFrame(pd.DataFrame({"image": [encode_image(im) for im in images]}))
+    raw = spark.createDataFrame(pd.DataFrame({"image": [im.tobytes() for im in images]}))
     struct = T.StructType([T.StructField(n, t) for n, t in (
         ("origin", T.StringType()), ("height", T.IntegerType()), ("width", T.IntegerType()),
         ("nChannels", T.IntegerType()), ("mode", T.IntegerType()),
@@ -115,8 +116,9 @@ def test_arrays_bytes_and_image_structs_score_alike(spark, untrained, fmnist_tes
     structs = spark.createDataFrame(
         [((f"{i}.png", 28, 28, 1, 0, bytearray(im.tobytes())),) for i, im in enumerate(images)],
         T.StructType([T.StructField("image", struct)]))
-    got = [model.transform(df).select("prediction", "topK").toPandas()
-           for df in (arrays, pngs, structs)]
+    raw_model = model.copy({model.imageShape: [1, 28, 28]})  # binary: raw pixels
+    got = [m.transform(df).select("prediction", "topK").toPandas()
+           for m, df in ((model, arrays), (model, pngs), (model, structs), (raw_model, raw))]
     for other in got[1:]:
         assert (other["prediction"] == got[0]["prediction"]).all()
     net.set_validation_data((images, np.zeros(len(images))))

@@ -105,13 +105,12 @@ class SparkNetClassifier(Estimator, SparkNetParams, DefaultParamsReadable,
     def _records(self, dataset, trainer):
         kind = self.image_column_kind(dataset)
         label = self.checked_column(dataset, self.labelCol)
-        shape = tuple(trainer.driver_net.input_shape(TRAIN)[1:])
-        if self.isDefined(self.imageShape):
-            shape = tuple(self.getOrDefault(self.imageShape))
-        color = {1: False, 3: True}.get(shape[0]) if shape else None
+        shape = self.pixels_shape(kind, tuple(trainer.driver_net.input_shape(TRAIN)[1:]))
+        channels = shape[0] if shape else trainer.driver_net.input_shape(TRAIN)[1]
+        color = {1: False, 3: True}.get(channels)
         policy = "skip" if self.on_bad_record() != "error" else "error"
         return dataframe_records(dataset, self.getOrDefault(self.featuresCol), label,
-                                 shape if kind == "array" else None, color, policy)
+                                 shape, color, policy)
 
     def _fit(self, dataset):
         net, solver = self._net_and_solver()

@@ -64,10 +64,7 @@ class SparkNetModel(Model, SparkNetParams, MLReadable, MLWritable):
         column = self.getOrDefault(self.featuresCol)
         net_text = self.net_text()
         shape = record_shape(net_text)
-        array_shape = None  # binary columns hold encoded images, decoded as they are
-        if kind == "array":
-            array_shape = tuple(self.getOrDefault(self.imageShape)) if \
-                self.isDefined(self.imageShape) else (shape if None not in shape else None)
+        array_shape = self.pixels_shape(kind, shape)
         key = self._weights_key()
         batch, device = key[2], key[3]
         top_k = self.getOrDefault(self.topK)
@@ -75,7 +72,10 @@ class SparkNetModel(Model, SparkNetParams, MLReadable, MLWritable):
                           column, shape, array_shape, top_k, self.on_bad_record(), batch,
                           device)
         scored = "__sparknet_scores"
-        out = dataset.withColumn(scored, score_udf(scoring)(F.col(column)))
+        features = F.col(column)
+        if kind == "array":  # the net takes float32: the JVM casts, and Arrow moves half
+            features = features.cast("array<float>")  # the bytes of array<double>
+        out = dataset.withColumn(scored, score_udf(scoring)(features))
         out = out.withColumn(self.getOrDefault(self.predictionCol), F.col(f"{scored}.prediction"))
         probability = F.col(f"{scored}.probability")
         out = out.withColumn(self.getOrDefault(self.probabilityCol),  # null for a bad row

@@ -25,7 +25,9 @@ class SparkNetParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabili
     zooModel = _param("zooModel", "a zoo net by name (pysparknet.zoo.ZOO), instead of "
                       "netPrototxt/solverPrototxt", TypeConverters.toString)
     imageShape = _param("imageShape", "(C, H, W) of an array column's images (default: "
-                        "the net's input)", TypeConverters.toListInt)
+                        "the net's input); set on a binary column, its values are raw "
+                        "uint8 pixels of that shape (unset: encoded JPEG/PNG)",
+                        TypeConverters.toListInt)
     batchSize = _param("batchSize", "images a forward pass scores (default: the net's TEST "
                        "batch)", TypeConverters.toInt)
     topK = _param("topK", "also give the k best classes in topKCol (0: no)",
@@ -56,6 +58,15 @@ class SparkNetParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabili
         if policy not in ON_BAD_RECORD:
             raise ValueError(f"onBadRecord must be one of {ON_BAD_RECORD}, got {policy!r}")
         return policy
+
+    def pixels_shape(self, kind: str, net_shape: tuple):
+        """The shape row values are reshaped to: arrays take imageShape (else the net's
+        input); binary values are raw pixels only with imageShape set (else decoded)."""
+        if self.isDefined(self.imageShape):
+            return tuple(self.getOrDefault(self.imageShape)) if kind != "spark-image" else None
+        if kind == "array" and None not in net_shape:
+            return tuple(net_shape)
+        return None
 
     def checked_column(self, dataset, param: Param) -> str:
         """The column `param` names, which must be in `dataset` (DataError naming it)."""

@@ -68,7 +68,28 @@ class Scoring:
                             f"{tuple(image.shape)}; the net takes {tuple(self.shape)}")
         return image.reshape(fitted)
 
+    def stacked(self, values: list) -> Optional[np.ndarray]:
+        """All rows as one (N, C, H, W) array when every one is a well-formed array or
+        raw pixels (one conversion, not one a row); None sends the batch row by row."""
+        if self.array_shape is None or self.kind == "spark-image" or not values:
+            return None
+        fitted = fit_record_shape(tuple(self.array_shape), self.shape)
+        try:
+            if self.kind == "binary":
+                pixels = np.frombuffer(b"".join(values), np.uint8)
+            else:
+                pixels = np.stack(values).astype(np.float32, copy=False)
+        except (TypeError, ValueError):  # a null, or rows of different lengths
+            return None
+        if fitted is None or pixels.size != len(values) * int(np.prod(self.array_shape)):
+            return None
+        return pixels.reshape(len(values), *fitted)
+
     def batch(self, predictor, values: list, part: int, first: int) -> pd.DataFrame:
+        whole = self.stacked(values)
+        if whole is not None:
+            return self.frame(predictor.predict(whole, self.top_k), len(values),
+                              list(range(len(values))))
         images, good = [], []
         for i, value in enumerate(values):
             try:
@@ -77,12 +98,15 @@ class Scoring:
             except DataError:
                 if self.on_bad_record == "error":
                     raise
-        n = len(values)
+        out = predictor.predict(np.stack(images), self.top_k) if images else None
+        return self.frame(out, len(values), good)
+
+    def frame(self, out, n: int, good: list) -> pd.DataFrame:
+        """The UDF's result for n rows, of which `good` were scored (as `out`)."""
         prediction = np.full(n, np.nan)
         probability: list = [None] * n
         top: list = [None] * n
-        if images:
-            out = predictor.predict(np.stack(images), self.top_k)
+        if out is not None:
             prediction[good] = out.predictions
             rows = list(out.probabilities.astype(np.float64))
             top_rows = list(out.top_k.astype(np.int32)) if self.top_k else None
