@@ -119,3 +119,22 @@ def test_concurrent_fits_on_one_session_each_get_their_solo_result(session, fmni
     assert not errors, errors
     for seed in (1, 2):
         np.testing.assert_array_equal(together[seed], solo[seed])
+
+
+def test_a_client_the_master_will_not_authenticate_is_told_so_before_any_session():
+    """Spark's own client would retry for 60 s, then fail with a stopped context; the
+    probe asks the master with Spark's RPC client and names the cause."""
+    cluster = StandaloneCluster(workers=1).start_master().wait_for_workers(0)  # auth on
+    try:
+        without = {"spark.authenticate": "false"}
+        other = {**cluster.spark_conf, "spark.authenticate.secret": "0" * 64}
+        for conf in (without, other):
+            with pytest.raises(ClusterError, match="refused this client's authentication.*"
+                                                   "spark.authenticate.secret"):
+                local_spark(cluster.master_url, conf=conf)
+        port = cluster.master_url.rpartition(":")[2]
+        cluster.stop()
+        with pytest.raises(ClusterError, match=f"127.0.0.1:{port} did not answer"):
+            local_spark(cluster.master_url, conf=cluster.spark_conf)
+    finally:
+        cluster.stop()

@@ -41,6 +41,23 @@ def _executor_memory(master: str) -> dict:
     return {"spark.executor.memory": f"{min(1024, int(found.group(1)))}m"} if found else {}
 
 
+def _base_settings() -> dict:
+    """What every session of this package sets (executors run this Python)."""
+    return {
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
+        "spark.ui.showConsoleProgress": "false",
+        "spark.python.worker.reuse": "true",
+        # Other native work in an executor stays on one thread; a solver takes its
+        # task's cores (spark.task.cpus: solvers.task_threads).
+        "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
+        "spark.executorEnv.OMP_NUM_THREADS": "1",
+    }
+
+
 def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pysparknet",
                 conf: dict | None = None, checkpoint_dir: str | None = None,
                 secure: bool = True):
@@ -60,32 +77,26 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
     """
     import tempfile
 
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
+
+    from .master_probe import check_standalone_master
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Executors must run this interpreter (it has pysparknet); the conf alone
     # does not reach local-cluster executors, the environment does.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (SparkSession.builder.master(master).appName(app_name)
-               .config("spark.driver.host", "127.0.0.1")
-               .config("spark.driver.bindAddress", "127.0.0.1")
-               .config("spark.pyspark.python", sys.executable)
-               .config("spark.pyspark.driver.python", sys.executable)
-               .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.python.worker.reuse", "true")
-               # Other native work in an executor stays on one thread; a solver
-               # takes its task's cores (spark.task.cpus: solvers.task_threads).
-               .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
-               .config("spark.executorEnv.OMP_NUM_THREADS", "1"))
-    conf = conf or {}
-    settings = {**_executor_memory(master), **_security(master, secure, conf), **conf}
+    settings = {**_base_settings(), **_executor_memory(master),
+                **_security(master, secure, conf or {}), **(conf or {})}
+    check_standalone_master(master, settings, SparkConf().setMaster(master)
+                            .setAppName(app_name).setAll(list(settings.items())))
+    builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     # On a cluster of hosts the folder must be one they all share (spark.checkpoint.dir).
-    checkpoint_dir = checkpoint_dir or conf.get("spark.checkpoint.dir")
+    checkpoint_dir = checkpoint_dir or (conf or {}).get("spark.checkpoint.dir")
     _set_checkpoint_dir(spark.sparkContext,
                         checkpoint_dir or tempfile.mkdtemp(prefix="sparknet-rdd-"), master)
     return spark

@@ -1,0 +1,97 @@
+"""Before a session on a standalone master: will the master talk to this client?
+
+Spark's standalone client retries its registration three times, 20 s apart,
+then stops the context; a client whose authentication the master refuses (no
+secret, or another one) sees "All masters are unresponsive" and, after 60-80 s,
+"Cannot call methods on a stopped SparkContext". Spark's own RPC client (an
+RpcEnv in client mode, in the JVM PySpark starts anyway) asks the master in a
+second and says why it could not: that answer becomes a ClusterError naming
+authentication, or an unreachable master, before any context exists.
+"""
+from __future__ import annotations
+
+import socket
+from typing import Optional
+
+from ..errors import ClusterError
+
+CONNECT_TIMEOUT_S = 5.0
+LOOKUP_TIMEOUT = "20s"  # the probe's own deadline (Spark's default lookup waits 120 s)
+_AUTH_SIGNS = ("SaslMessage", "SaslException", "secret key must be specified",
+               "uthentication", "AEADBadTag", "Mismatched response")
+
+
+def check_standalone_master(master: str, settings: dict, pyspark_conf) -> None:
+    """ClusterError unless some master of a spark:// URL answers this client's
+    RPC with these settings; other masters pass untouched. pyspark_conf: the
+    session's pyspark SparkConf, which launches PySpark's JVM if none runs yet."""
+    if not master.strip().startswith("spark://"):
+        return
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized(conf=pyspark_conf)
+    jvm = SparkContext._jvm
+    conf = jvm.org.apache.spark.SparkConf(True)  # spark-defaults, as the session's
+    for key, value in {**settings, "spark.master": master,
+                       "spark.rpc.lookupTimeout": LOOKUP_TIMEOUT}.items():
+        conf.set(key, str(value))
+    answers = {}
+    for address in master.strip()[len("spark://"):].split(","):  # HA: several masters
+        answers[address] = _refusal(jvm, conf, address)
+        if answers[address] is None:
+            return
+    raise ClusterError(_explain(master, answers))
+
+
+def _refusal(jvm, conf, address: str) -> Optional[str]:
+    """None when the master at host:port answers; else the JVM's reason."""
+    from py4j.protocol import Py4JJavaError
+
+    host, _, port = address.rpartition(":")
+    env = None
+    try:
+        config = getattr(getattr(jvm.org.apache.spark.internal.config, "package$"), "MODULE$")
+        security = jvm.org.apache.spark.SecurityManager(conf, jvm.scala.Option.empty(),
+                                                        config.AUTH_SECRET_FILE())
+        security.initializeAuth()
+        env = jvm.org.apache.spark.rpc.RpcEnv.create("pysparknet-probe", conf.get(
+            "spark.driver.host", "127.0.0.1"), 0, conf, security, True)
+        env.setupEndpointRef(jvm.org.apache.spark.rpc.RpcAddress(host, int(port)), "Master")
+        return None
+    except Py4JJavaError as error:
+        return "\n".join(line for line in str(error).splitlines()
+                         if line.strip() and not line.startswith("\tat "))
+    finally:
+        if env is not None:
+            env.shutdown()
+
+
+def _explain(master: str, answers: dict) -> str:
+    reasons = "; ".join(f"{address}: {_first_cause(reason)}" for address, reason in
+                        answers.items())
+    lacks_auth = any(sign in reason for reason in answers.values() for sign in _AUTH_SIGNS)
+    if lacks_auth or any(_reachable(address) for address in answers):
+        # A master that takes the connection and then drops this client's RPC has
+        # refused its authentication: no secret, or a secret other than the cluster's.
+        return (f"the standalone master {master} refused this client's authentication "
+                f"({reasons}). The cluster runs Spark's authentication: give this session "
+                "its secret (spark.authenticate=true and spark.authenticate.secret, or the "
+                "spark-defaults.conf its daemons read; in the compose cluster, run the "
+                "driver as a service of it), or turn it off on both sides")
+    return (f"the standalone master {master} did not answer ({reasons}): is it running, "
+            "and reachable from this host at that address and port?")
+
+
+def _reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _first_cause(reason: str) -> str:
+    """The innermost 'Caused by' line of a Java exception's text (else its first line)."""
+    causes = [line.strip() for line in reason.splitlines() if line.startswith("Caused by:")]
+    return (causes[-1] if causes else reason.strip().splitlines()[0])[:300]
