@@ -1,5 +1,6 @@
 """BENCHMARKS.md's tables of the network lab's faults (render.py): every fault kind
-against both exchanges (bench/lab_faults.py) and the soak (bench/lab_soak.py)."""
+against both exchanges (bench/lab_faults.py), the soak (bench/lab_soak.py), and the
+test suite beside busy processes (bench/suite_under_load.py)."""
 from __future__ import annotations
 
 import statistics
@@ -100,3 +101,20 @@ def security_cost():
         f"`sparknet train` as the demo runs it (LeNet, K=2 on local-cluster, tau=50), "
         f"{e['rounds']} rounds a run, {e['repeats']} runs a variant interleaved; the "
         "round's median over rounds 2 on."]
+
+
+@table
+def suite_under_load():
+    data, src = stored("suite_under_load")
+    e = data["extra"]
+    lines = header("busy processes beside it", "exit status", "tests", "failed", "errors",
+                   "skipped", "minutes", "load (1 min): median / max")
+    for r in data["rows"]:
+        lines.append(row(r["hogs"], r["exit_status"], r.get("tests", "-"),
+                         r.get("failures", "-"), r.get("errors", "-"), r.get("skipped", "-"),
+                         f"{r['seconds'] / 60:.0f}",
+                         f"{e['load_1min_median']:.1f} / {e['load_1min_max']:.1f}"))
+    failed = [name for r in data["rows"] for name in r.get("failed", [])]
+    return lines, src + [f"A fresh clone of {e['tested_commit'][:12]}, `bash scripts/test.sh` "
+                         "(set-up included), each busy process a pure-Python loop. "
+                         + (f"Failed: {', '.join(failed)}." if failed else "")]
