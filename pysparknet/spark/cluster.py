@@ -130,7 +130,7 @@ class StandaloneCluster:
             try:
                 if self.status().get("aliveworkers", 0) >= count:
                     return self
-            except OSError:
+            except (OSError, ValueError):  # not up yet; a starting UI may answer in HTML
                 pass
             if any(p.poll() is not None for p in self._procs):
                 break
