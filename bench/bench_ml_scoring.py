@@ -97,8 +97,9 @@ def variants(spark, model, frames: dict, images: np.ndarray, args) -> dict:
 
 
 def table_rows(samples: dict, firsts: dict, k: int) -> list:
-    single = summarize(samples["one process"])["median"]
-    rows = [{"variant": "one process (baseline)", **summarize(samples["one process"])}]
+    baseline = summarize(samples["one process"])
+    single = baseline["median"]
+    rows = [{"variant": "one process (baseline)", **baseline}]
     for name, values in samples.items():
         if name != "one process":
             stats = summarize(values)

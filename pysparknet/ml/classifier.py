@@ -105,9 +105,9 @@ class SparkNetClassifier(Estimator, SparkNetParams, DefaultParamsReadable,
     def _records(self, dataset, trainer):
         kind = self.image_column_kind(dataset)
         label = self.checked_column(dataset, self.labelCol)
-        shape = self.pixels_shape(kind, tuple(trainer.driver_net.input_shape(TRAIN)[1:]))
-        channels = shape[0] if shape else trainer.driver_net.input_shape(TRAIN)[1]
-        color = {1: False, 3: True}.get(channels)
+        net_shape = tuple(trainer.driver_net.input_shape(TRAIN)[1:])
+        shape = self.pixels_shape(kind, net_shape)
+        color = {1: False, 3: True}.get((shape or net_shape)[0])
         policy = "skip" if self.on_bad_record() != "error" else "error"
         return dataframe_records(dataset, self.getOrDefault(self.featuresCol), label,
                                  shape, color, policy)

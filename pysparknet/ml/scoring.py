@@ -71,7 +71,7 @@ class Scoring:
     def stacked(self, values: list) -> Optional[np.ndarray]:
         """All rows as one (N, C, H, W) array when every one is a well-formed array or
         raw pixels (one conversion, not one a row); None sends the batch row by row."""
-        if self.array_shape is None or self.kind == "spark-image" or not values:
+        if self.array_shape is None or not values:  # encoded images, Spark's struct
             return None
         fitted = fit_record_shape(tuple(self.array_shape), self.shape)
         try:
