@@ -9,12 +9,15 @@ import time
 
 import numpy as np
 import pytest
+from pyspark import SparkConf
 
 from pysparknet import zoo
 from pysparknet.errors import ClusterError
 from pysparknet.spark import SparkNetTrainer, local_spark
 from pysparknet.spark.cluster import StandaloneCluster
+from pysparknet.spark.master_probe import check_standalone_master
 
+LOOPBACK = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 
 LOCAL_1 = """
 import numpy as np
@@ -125,6 +128,7 @@ def test_a_client_the_master_will_not_authenticate_is_told_so_before_any_session
     """Spark's own client would retry for 60 s, then fail with a stopped context; the
     probe asks the master with Spark's RPC client and names the cause."""
     cluster = StandaloneCluster(workers=1).start_master().wait_for_workers(0)  # auth on
+    restart = threading.Timer(3.0, cluster.start_master)
     try:
         without = {"spark.authenticate": "false"}
         other = {**cluster.spark_conf, "spark.authenticate.secret": "0" * 64}
@@ -134,7 +138,14 @@ def test_a_client_the_master_will_not_authenticate_is_told_so_before_any_session
                 local_spark(cluster.master_url, conf=conf)
         port = cluster.master_url.rpartition(":")[2]
         cluster.stop()
-        with pytest.raises(ClusterError, match=f"127.0.0.1:{port} did not answer"):
-            local_spark(cluster.master_url, conf=cluster.spark_conf)
+        with pytest.raises(ClusterError, match=f"did not answer in 3 s.*127.0.0.1:{port}"):
+            local_spark(cluster.master_url, conf=cluster.spark_conf, master_wait_s=3)
+        # A master still starting is waited for, as Spark's own client would.
+        restart.start()
+        check_standalone_master(cluster.master_url, {**cluster.spark_conf, **LOOPBACK},
+                                SparkConf(), wait_s=60)
     finally:
+        restart.cancel()
+        if restart.ident is not None:  # started: its master must exist before the stop
+            restart.join()
         cluster.stop()

@@ -60,13 +60,14 @@ def _base_settings() -> dict:
 
 def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pysparknet",
                 conf: dict | None = None, checkpoint_dir: str | None = None,
-                secure: bool = True):
+                secure: bool = True, master_wait_s: float = 60.0):
     """A SparkSession on `master`, bound to 127.0.0.1, whose executors run this Python.
 
     secure: Spark's authentication and RPC encryption on, with a fresh secret, for
     local-cluster masters (a standalone cluster's secret comes in conf:
     StandaloneCluster.spark_conf; local[N] has no RPC between processes); False
-    turns them off explicitly.
+    turns them off explicitly. master_wait_s: how long a spark:// master that does
+    not answer yet (still starting) is asked again, as Spark's own client would.
 
     local-cluster[K,1,MB] starts K executor JVMs, each with one core: SparkNet's
     one solver per executor. RDD checkpoints (the trainer uses them to keep its
@@ -89,7 +90,8 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
     settings = {**_base_settings(), **_executor_memory(master),
                 **_security(master, secure, conf or {}), **(conf or {})}
     check_standalone_master(master, settings, SparkConf().setMaster(master)
-                            .setAppName(app_name).setAll(list(settings.items())))
+                            .setAppName(app_name).setAll(list(settings.items())),
+                            wait_s=master_wait_s)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
