@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import textwrap
@@ -387,7 +388,8 @@ finally:
 def test_a_host_cut_off_past_the_deadline_fails_the_fit_naming_it(lab, tmp_path, exchange):
     """A worker host's link cut (both ways) for longer than the round's deadline: the
     fit fails within the deadline (and the stage's teardown), its error naming the
-    host, instead of hanging. The ring names every partition it still waited for."""
+    cut host, not a neighbour stopped with it, instead of hanging. The ring names
+    every partition it still waited for."""
     script, metrics = tmp_path / "cut_driver.py", tmp_path / "metrics.jsonl"
     script.write_text(textwrap.dedent(CUT_DRIVER))
     driver = lab.popen_in("driver", [lab.python, script, exchange, metrics],
@@ -413,5 +415,9 @@ def test_a_host_cut_off_past_the_deadline_fails_the_fit_naming_it(lab, tmp_path,
     _, at, kind, message = failed[0]
     failed_after = float(at) - cut_at  # CLOCK_MONOTONIC: one clock for the whole machine
     print(f"{exchange}: w2 cut after round 3; {kind} {failed_after:.0f} s later: {message}")
-    assert kind == "RoundTimeoutError" and "198.18.0.12" in message, message
+    # The round's deadline names it, or Spark's own loss of the host does first (a
+    # Worker silent for 60 s: an earlier cut leaves its TCP in retransmit backoff).
+    named = {"RoundTimeoutError": r"198\.18\.0\.12",
+             "TransportError": r"Spark lost executor \S+ on 198\.18\.0\.12 "}
+    assert kind in named and re.search(named[kind], message), message
     assert failed_after < 20 + 60 + 15 + 25  # deadline, stage teardown, release, slack

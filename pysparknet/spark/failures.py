@@ -7,6 +7,7 @@ from typing import Optional
 from .. import errors
 
 _RAISED = re.compile(r"pysparknet\.errors\.(\w+): (.*)")
+_EXECUTOR_LOST = re.compile(r"ExecutorLostFailure \(executor (\S+) ")
 
 
 def own_error(name: str, message: str) -> Optional[errors.SparkNetError]:
@@ -31,3 +32,22 @@ def worker_failure(error: Exception) -> Exception:
         if found is not None:
             return found
     return error
+
+
+def lost_executors(sc, error: Optional[Exception]) -> str:
+    """'executor 0 on 198.18.0.12' for each executor a Spark job's error says was
+    lost (a barrier stage's message names no host; Spark's status store does),
+    '' when it names none."""
+    ids = list(dict.fromkeys(_EXECUTOR_LOST.findall(str(error or ""))))
+    if not ids:
+        return ""
+    hosts = {}
+    try:  # the status store keeps removed executors, with the host they ran on
+        summaries = sc._jsc.sc().statusStore().executorList(False).iterator()
+        while summaries.hasNext():
+            summary = summaries.next()
+            hosts[summary.id()] = summary.hostPort().rpartition(":")[0]
+    except Exception:  # noqa: BLE001 - a name without its host is still the cause
+        pass
+    return ", ".join(f"executor {i} on {hosts[i]}" if i in hosts else f"executor {i}"
+                     for i in ids)

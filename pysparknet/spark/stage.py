@@ -18,7 +18,7 @@ from pyspark import InheritableThread  # carries the job group's properties
 
 from ..errors import TransportError
 from . import slots
-from .failures import worker_failure
+from .failures import lost_executors, worker_failure
 from .link_driver_end import DriverLinks
 from .link_protocol import LinkBroken
 from .sockets import Deadline
@@ -162,13 +162,16 @@ class StagedRounds:
         cause = self.abort()
         if cause is not None and worker_failure(cause) is not cause:
             raise worker_failure(cause) from broken  # a task raised: not a lost process
+        lost = lost_executors(self.sc, cause)
+        # Spark's loss of a host stops the stage's other tasks too: name the lost one first.
+        what = f"Spark lost {lost} (and with it the stage: {broken})" if lost else str(broken)
         if attempts >= self.max_attempts:
             spark_says = "" if cause is None else f"; Spark: {_first_line(cause)}"
-            raise TransportError(f"round {r + 1}: {broken}; its stage was run {attempts} "
+            raise TransportError(f"round {r + 1}: {what}; its stage was run {attempts} "
                                  f"time(s), spark.task.maxFailures allows "
                                  f"{self.max_attempts}{spark_says}") from broken
         _LOG.warning("SparkNet round %d: %s; rerunning its stage from round %d, its "
-                     "solvers rebuilt from their data where lost", r + 1, broken, r + 1)
+                     "solvers rebuilt from their data where lost", r + 1, what, r + 1)
         run.train.solvers_built = False  # the rerun's tasks carry their data
 
     def _open(self, plan: RoundPlan, run) -> None:
