@@ -7,13 +7,15 @@ For flat weight vectors of LeNet's, GoogLeNet's and AlexNet's sizes (0.43M, 7M,
   training step is a few passes over the weights, for each link and schedule.
   Links: `tls` (the default: TLS 1.3 to the driver) and `plain` (tls=False).
   Schedules: `segments` (the default: one barrier stage runs the rounds) and
-  `jobs` (one Spark job a round), both over the same links. Sync = round time - the slowest worker's
-  training time, as the trainer records it; median over the rounds after the
-  first (which builds the solvers; with segments, the last round, which ends
-  the stage, is left out too).
+  `jobs` (one Spark job a round), both over the same links. Sync = round
+  time - the slowest worker's training time, as the trainer records it; median
+  over the rounds after the first (which builds the solvers; with segments, the
+  last round, which ends the stage, is left out too).
 - Raw: the driver sends the same bytes to K processes over 127.0.0.1 and each
   sends them back, all K at once (one thread per peer), over plain TCP and over
-  TLS 1.3 with the exchange's own SSL contexts; best of --repeat.
+  TLS 1.3 with the exchange's own SSL contexts; median of 3 round trips.
+- Interleaved: each of --repeat passes measures raw TCP, raw TLS, then one fit
+  per link and schedule; the tables give the median over the passes (min-max).
 - Empty round: a round on a net of 80 floats: the fixed cost per round, next to
   the raw round trip of its 320 bytes, and per-round jobs / segments.
 
@@ -59,45 +61,53 @@ with s:
 """
 
 
-def raw_loopback(n_bytes: int, workers: int, repeat: int, tls: bool = False) -> float:
-    """Best time to send n_bytes to each of `workers` processes and get them back
-    (tls: over TLS 1.3 with the exchange's own contexts, a fresh certificate)."""
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    credentials = exchange_tls.generate("127.0.0.1") if tls else None
-    pem = credentials.certificate.decode() if tls else "-"
-    peers = [subprocess.Popen([sys.executable, "-c", PEER, str(n_bytes), str(port), pem])
-             for _ in range(workers)]
-    conns = [server.accept()[0] for _ in range(workers)]
-    if tls:
-        context = exchange_tls.server_context(credentials)
-        conns = [context.wrap_socket(conn, server_side=True) for conn in conns]
-    payload = bytearray(n_bytes)
-    replies = [bytearray(n_bytes) for _ in range(workers)]
+class RawLoopback:
+    """K peer processes that echo n_bytes over 127.0.0.1 (tls: TLS 1.3 with the
+    exchange's own contexts, a fresh certificate); time() is one round trip to
+    all of them at once, one thread per peer. Kept open across the interleaved
+    repeats."""
 
-    def exchange(conn, reply):
-        conn.sendall(payload)
+    def __init__(self, n_bytes: int, workers: int, tls: bool):
+        self.n_bytes = n_bytes
+        server = socket.create_server(("127.0.0.1", 0))
+        credentials = exchange_tls.generate("127.0.0.1") if tls else None
+        pem = credentials.certificate.decode() if tls else "-"
+        # -P: the peers import the installed pysparknet even when run from the source tree
+        self.peers = [subprocess.Popen([sys.executable, "-P", "-c", PEER, str(n_bytes),
+                                        str(server.getsockname()[1]), pem])
+                      for _ in range(workers)]
+        self.conns = [server.accept()[0] for _ in range(workers)]
+        server.close()
+        if tls:
+            context = exchange_tls.server_context(credentials)
+            self.conns = [context.wrap_socket(c, server_side=True) for c in self.conns]
+        self.payload = bytearray(n_bytes)
+        self.replies = [bytearray(n_bytes) for _ in range(workers)]
+
+    def _exchange(self, conn, reply) -> None:
+        conn.sendall(self.payload)
         view, got = memoryview(reply), 0
-        while got < n_bytes:
+        while got < self.n_bytes:
             got += conn.recv_into(view[got:])
 
-    best = float("inf")
-    try:
-        for _ in range(repeat):
-            threads = [threading.Thread(target=exchange, args=pair) for pair in zip(conns, replies)]
-            tic = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            best = min(best, time.perf_counter() - tic)
-    finally:
-        for conn in conns:
+    def time(self) -> float:
+        threads = [threading.Thread(target=self._exchange, args=pair)
+                   for pair in zip(self.conns, self.replies)]
+        tic = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - tic
+
+    def __enter__(self) -> "RawLoopback":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for conn in self.conns:
             conn.close()
-        server.close()
-        for peer in peers:
+        for peer in self.peers:
             peer.wait(timeout=30)
-    return best
 
 
 def sparknet_rounds(spark, n_floats: int, workers: int, rounds: int, path: str,
@@ -122,48 +132,65 @@ def median_sync(spark, n_floats, workers, rounds, path, mode) -> float:
     return statistics.median(r["sync_s"] for r in history)
 
 
+def interleaved(args, spark, n_floats: int, pairs: list, rounds: int, trips: int) -> dict:
+    """Per repeat, in turn: raw TCP, raw TLS (median of `trips` round trips each),
+    then one fit per (link, schedule) (its median sync): {what: [one per repeat]}."""
+    samples = {"tcp": [], "tls": [], **{pair: [] for pair in pairs}}
+    with RawLoopback(4 * n_floats, args.workers, tls=False) as tcp, \
+            RawLoopback(4 * n_floats, args.workers, tls=True) as tls:
+        for _ in range(args.repeat):
+            samples["tcp"].append(statistics.median(tcp.time() for _ in range(trips)))
+            samples["tls"].append(statistics.median(tls.time() for _ in range(trips)))
+            for pair in pairs:
+                samples[pair].append(median_sync(spark, n_floats, args.workers, rounds, *pair))
+    return samples
+
+
+def spread(values: list) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def measure(args, spark, sizes: dict, pairs: list):
-    """(rows of (size, floats, path, mode, sync s, raw TCP s, raw TLS s), empty round
-    sync by (path, mode), raw round trips of the empty round's bytes)."""
-    empty = {pair: median_sync(spark, 80, args.workers, args.rounds + 4, *pair)
-             for pair in pairs}
-    raw_empty = {tls: raw_loopback(320, args.workers, args.repeat * 20, tls=tls)
-                 for tls in (False, True)}
+    """(rows: one per size, link and schedule, each time a spread over the repeats;
+    the empty round's spreads by (link, schedule) and of its raw round trips)."""
+    empty = interleaved(args, spark, 80, pairs, args.rounds + 4, trips=20)
     rows = []
     for name, n_floats in sizes.items():
-        raw = raw_loopback(4 * n_floats, args.workers, args.repeat)
-        raw_tls = raw_loopback(4 * n_floats, args.workers, args.repeat, tls=True)
+        samples = interleaved(args, spark, n_floats, pairs, args.rounds + 1, trips=3)
         for path, mode in pairs:
-            took = median_sync(spark, n_floats, args.workers, args.rounds + 1, path, mode)
-            rows.append((name, n_floats, path, mode, took, raw, raw_tls))
-            print(f"  {name} {path} {mode}: sync {took * 1e3:.1f} ms, raw TCP "
-                  f"{raw * 1e3:.1f} ms, raw TLS {raw_tls * 1e3:.1f} ms", flush=True)
-    return rows, empty, raw_empty
+            row = {"weights": name, "floats": n_floats, "link": path, "schedule": mode,
+                   "sync": spread(samples[(path, mode)]), "raw_tcp": spread(samples["tcp"]),
+                   "raw_tls": spread(samples["tls"]), "samples": samples[(path, mode)]}
+            rows.append(row)
+            print(f"  {name} {path} {mode}: sync {row['sync']['median'] * 1e3:.1f} ms, raw "
+                  f"TCP {row['raw_tcp']['median'] * 1e3:.1f} ms, raw TLS "
+                  f"{row['raw_tls']['median'] * 1e3:.1f} ms", flush=True)
+    return rows, {f"{p},{m}": spread(empty[(p, m)]) for p, m in pairs}, \
+        {"tcp": spread(empty["tcp"]), "tls": spread(empty["tls"])}
+
+
+def _ms(value: dict) -> str:
+    return f"{value['median'] * 1e3:.1f} ({value['min'] * 1e3:.1f}-{value['max'] * 1e3:.1f})"
 
 
 def print_tables(k: int, rows: list, empty: dict, raw_empty: dict) -> None:
     print("| weights | floats | link | schedule | sync ms | raw TCP ms | raw TLS ms | "
           "sync GB/s | raw TCP / sync | raw TLS / sync |")
     print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
-    for name, n_floats, path, mode, took, raw, raw_tls in rows:
-        moved = 2 * k * 4 * n_floats / 1e9
-        tls_ratio = f"{raw_tls / took:.3f}" if path == "tls" else "-"
-        print(f"| {name} | {n_floats:,} | {path} | {mode} | {took * 1e3:.1f} | "
-              f"{raw * 1e3:.1f} | {raw_tls * 1e3:.1f} | {moved / took:.2f} | "
-              f"{raw / took:.3f} | {tls_ratio} |")
+    for r in rows:
+        took, raw, raw_tls = (r[key]["median"] for key in ("sync", "raw_tcp", "raw_tls"))
+        moved = 2 * k * 4 * r["floats"] / 1e9
+        tls_ratio = f"{raw_tls / took:.3f}" if r["link"] == "tls" else "-"
+        print(f"| {r['weights']} | {r['floats']:,} | {r['link']} | {r['schedule']} | "
+              f"{_ms(r['sync'])} | {_ms(r['raw_tcp'])} | {_ms(r['raw_tls'])} | "
+              f"{moved / took:.2f} | {raw / took:.3f} | {tls_ratio} |")
     print("\n| empty round (80 floats, tau=1) | sync ms | / raw round trip of its bytes |")
     print("|---|---:|---:|")
-    for (path, mode), took in empty.items():
-        raw = raw_empty[path == "tls"]
-        print(f"| {path}, {mode} | {took * 1e3:.2f} | {took / raw:.1f} |")
-    print(f"| raw TCP round trip, 320 bytes to {k} processes | {raw_empty[False] * 1e3:.2f} "
-          f"| 1 |")
-    print(f"| raw TLS round trip, 320 bytes to {k} processes | {raw_empty[True] * 1e3:.2f} "
-          f"| 1 |")
-    for path in {p for p, _ in empty}:
-        if (path, "jobs") in empty and (path, "segments") in empty:
-            ratio = empty[(path, "jobs")] / empty[(path, "segments")]
-            print(f"\nempty round, {path}: per-round jobs / segments = {ratio:.1f}")
+    for key, took in empty.items():
+        raw = raw_empty["tls" if key.startswith("tls") else "tcp"]["median"]
+        print(f"| {key} | {_ms(took)} | {took['median'] / raw:.1f} |")
+    for link, raw in raw_empty.items():
+        print(f"| raw {link} round trip, 320 bytes to {k} processes | {_ms(raw)} | 1 |")
 
 
 def main() -> None:
@@ -171,7 +198,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2, help="K")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per size (first dropped)")
-    parser.add_argument("--repeat", type=int, default=5, help="raw transfers per size")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved repeats: raw TCP, raw TLS, then each variant's fit")
     parser.add_argument("--executor-memory", type=int, default=3072, help="MB per executor")
     parser.add_argument("--paths", default="tls,plain",
                         help="links: tls (the default), plain (tls=False)")
@@ -197,12 +225,10 @@ def main() -> None:
         spark.stop()
     print(f"\nK={args.workers} workers, {master}\n")
     print_tables(args.workers, rows, empty, raw_empty)
-    keys = ("weights", "floats", "link", "schedule", "sync_s", "raw_tcp_s", "raw_tls_s")
-    record("sync", rows=[dict(zip(keys, r)) for r in rows],
+    record("sync", rows=rows,
            extra={"master": master, "workers": args.workers, "rounds": args.rounds,
-                  "empty_round_sync_s": {f"{p},{m}": v for (p, m), v in empty.items()},
-                  "raw_empty_s": {"tcp": raw_empty[False], "tls": raw_empty[True]}})
-
+                  "repeat": args.repeat, "empty_round_sync_s": empty,
+                  "raw_empty_s": raw_empty})
 
 if __name__ == "__main__":
     main()
