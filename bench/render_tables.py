@@ -326,25 +326,33 @@ def feed_wait():
                          "(not interleaved)."]
 
 
+def _ms_spread(value: dict, digits: int = 1) -> str:
+    return (f"{value['median'] * 1e3:.{digits}f} ({value['min'] * 1e3:.{digits}f}-"
+            f"{value['max'] * 1e3:.{digits}f})")
+
+
 @table
 def sync():
     data, src = stored("sync")
     e = data["extra"]
-    k = e["workers"]
     lines = header("weights", "floats", "link", "schedule", "sync ms", "raw TCP ms",
                    "raw TLS ms", "raw TCP / sync", text=(2, 3))
     for r in data["rows"]:
         lines.append(row(r["weights"], f"{r['floats']:,}", r["link"], r["schedule"],
-                         f"{r['sync_s'] * 1e3:.1f}", f"{r['raw_tcp_s'] * 1e3:.1f}",
-                         f"{r['raw_tls_s'] * 1e3:.1f}", f"{r['raw_tcp_s'] / r['sync_s']:.3f}"))
+                         _ms_spread(r["sync"]), _ms_spread(r["raw_tcp"]),
+                         _ms_spread(r["raw_tls"]),
+                         f"{r['raw_tcp']['median'] / r['sync']['median']:.3f}"))
+    raw = e["raw_empty_s"]
     for key, took in e["empty_round_sync_s"].items():
         link, schedule = key.split(",")
-        lines.append(row("empty round", 80, link, schedule, f"{took * 1e3:.2f}",
-                         f"{e['raw_empty_s']['tcp'] * 1e3:.2f}",
-                         f"{e['raw_empty_s']['tls'] * 1e3:.2f}",
-                         f"{e['raw_empty_s']['tcp'] / took:.3f}"))
-    return lines, src + [f"K={k}, {e['master']}; sync: median of rounds after the first "
-                         f"({e['rounds']} a variant); raw: best of the transfers."]
+        lines.append(row("empty round", 80, link, schedule, _ms_spread(took, 2),
+                         _ms_spread(raw["tcp"], 2), _ms_spread(raw["tls"], 2),
+                         f"{raw['tcp']['median'] / took['median']:.3f}"))
+    return lines, src + [f"K={e['workers']}, {e['master']}; median (min-max) of "
+                         f"{e['repeat']} interleaved passes (raw TCP, raw TLS, then a fit "
+                         "of each link and schedule); a fit's sync: the median of its "
+                         f"rounds after the first ({e['rounds']} a fit); raw: the median "
+                         "of 3 round trips."]
 
 
 @table

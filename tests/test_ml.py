@@ -143,6 +143,15 @@ def test_bad_input_is_named(spark, untrained, tmp_path):
         spark.createDataFrame([([0.0] * 100,), ([0.0] * 784,)], ["image"]).coalesce(1))
     rows = nulls.collect()
     assert rows[0]["prediction"] is None and rows[1]["prediction"] is not None
+    # Raw pixel bytes (binary with imageShape): a short row is named the same way, and
+    # a batch that holds one scores its good rows (the stacked path steps aside).
+    raw_model = model.copy({model.imageShape: [1, 28, 28]})
+    short = spark.createDataFrame([(bytearray(100),), (bytearray(784),)], ["image"])
+    with pytest.raises(Exception, match=r"column 'image', partition \d+, row 0: 100 values "
+                                        r"cannot be shaped \(1, 28, 28\)"):
+        raw_model.transform(short.coalesce(1)).collect()
+    rows = raw_model.copy({model.onBadRecord: "null"}).transform(short.coalesce(1)).collect()
+    assert rows[0]["prediction"] is None and rows[1]["prediction"] is not None
     with pytest.raises(DataError, match="labelCol 'label' is not a column"):
         SparkNetClassifier(zooModel="lenet", featuresCol="image").fit(wrong_shape)
 
