@@ -464,8 +464,9 @@ sn_status sn_net_get_weights(sn_net* net, float* out, int64_t count) {
     net->Enter();
     CheckCount(net, count);
     for (const ParamRef& ref : net->params) {
-      std::memcpy(out, ref.blob->cpu_data(), ref.blob->count() * sizeof(float));
-      out += ref.blob->count();
+      const float* from = ref.blob->cpu_data();
+      if (from != out) std::memcpy(out, from, ref.blob->count() * sizeof(float));
+      out += ref.blob->count();  // (equal: the weights live in `out`, shared)
     }
   });
 }
@@ -475,9 +476,35 @@ sn_status sn_net_set_weights(sn_net* net, const float* in, int64_t count) {
     net->Enter();
     CheckCount(net, count);
     for (const ParamRef& ref : net->params) {
-      std::memcpy(ref.blob->mutable_cpu_data(), in, ref.blob->count() * sizeof(float));
+      float* to = ref.blob->mutable_cpu_data();
+      if (to != in) std::memcpy(to, in, ref.blob->count() * sizeof(float));
       in += ref.blob->count();
     }
+  });
+}
+
+// The weights live in `in` from now on, uncopied: each learnable blob's data points
+// into it (Caffe frees the blob's own memory) until the next call or the net's end,
+// and the caller keeps it alive. Calling it again after writing new weights into
+// `in` marks the host's copy the newest, so a GPU net uploads it before its next
+// step (Caffe's SyncedMemory, head at CPU).
+sn_status sn_net_share_weights(sn_net* net, float* in, int64_t count) {
+  return Guard([&] {
+    net->Enter();
+    CheckCount(net, count);
+    for (const ParamRef& ref : net->params) {
+      ref.blob->set_cpu_data(in);
+      in += ref.blob->count();
+    }
+  });
+}
+
+// After steps on shared weights: the newest weights in the shared buffer (a GPU
+// net copies them down; on the CPU they are there already).
+sn_status sn_net_sync_shared_weights(sn_net* net) {
+  return Guard([&] {
+    net->Enter();
+    for (const ParamRef& ref : net->params) ref.blob->cpu_data();
   });
 }
 

@@ -104,6 +104,11 @@ SN_EXPORT sn_status sn_net_param_info(sn_net* net, int index, const char** layer
 /* All learnable weights to / from one float32 buffer of `total` floats. */
 SN_EXPORT sn_status sn_net_get_weights(sn_net* net, float* out, int64_t count);
 SN_EXPORT sn_status sn_net_set_weights(sn_net* net, const float* in, int64_t count);
+/* The net's weights live in `in` (count floats) from now on, uncopied; call again
+ * after writing into it. The caller keeps `in` alive until the next call or destroy. */
+SN_EXPORT sn_status sn_net_share_weights(sn_net* net, float* in, int64_t count);
+/* The newest weights into the shared buffer (a GPU net copies them down). */
+SN_EXPORT sn_status sn_net_sync_shared_weights(sn_net* net);
 
 /* The solver's history (SGD momentum; Adam's two moments...): all its blobs in
  * Caffe's order, one flat float32 buffer. */

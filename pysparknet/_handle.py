@@ -17,6 +17,7 @@ class NetHandle:
                                 len(net_bytes), device, seed, byref(ptr)))
         self._ptr = ptr
         self._feed_fn = None  # keeps the ctypes callback alive while installed
+        self._shared = None  # the buffer the weights live in (share_weights), kept alive
 
     @property
     def ptr(self):
@@ -28,6 +29,7 @@ class NetHandle:
         if getattr(self, "_ptr", None) is not None:
             N.sn_net_destroy(self._ptr)
             self._ptr = None
+        self._shared = None  # only after the net that pointed into it is gone
 
     def __del__(self):
         self.close()
@@ -109,6 +111,13 @@ class NetHandle:
 
     def set_weights(self, flat: np.ndarray) -> None:
         self._floats(N.sn_net_set_weights, flat)
+
+    def share_weights(self, flat: np.ndarray) -> None:
+        self._floats(N.sn_net_share_weights, flat)
+        self._shared = flat  # after the call: a refused one leaves the last buffer in use
+
+    def sync_shared_weights(self) -> None:
+        N.check(N.sn_net_sync_shared_weights(self.ptr))
 
     def history_size(self) -> int:
         count = c_int64()

@@ -313,6 +313,25 @@ class Net:
             raise NetArgumentError("the weights do not fit this net: " + "; ".join(problems))
         self._handle.set_weights(weights.flat)
 
+    def share_weights(self, flat: np.ndarray) -> None:
+        """The weights live in `flat` (float32, one per weight, in layout order) from
+        now on, without a copy: Caffe's blobs point into it until the next call or
+        close(), and the net keeps it alive. After writing new weights into it, call
+        share_weights(flat) again (a GPU net then uploads them before its next step);
+        after training, sync_shared_weights() before reading it (a GPU net copies them
+        down; on the CPU they are there already). The executors' round buffers are
+        shared this way: weights arrive in them and leave from them, never copied."""
+        if not (isinstance(flat, np.ndarray) and flat.dtype == np.float32 and flat.ndim == 1
+                and flat.flags.c_contiguous and flat.flags.writeable):
+            raise NetArgumentError("share_weights takes a writeable, contiguous 1-d float32 "
+                                   f"array, not {type(flat).__name__} "
+                                   f"{getattr(flat, 'dtype', '')}")
+        self._handle.share_weights(flat)
+
+    def sync_shared_weights(self) -> None:
+        """The newest weights into the buffer given to share_weights."""
+        self._handle.sync_shared_weights()
+
     # --- the solver's history (momentum) -------------------------------------
     def history_size(self) -> int:
         """Floats in the solver's history: one per weight for SGD's momentum, more

@@ -29,6 +29,36 @@ def test_get_set_round_trip_is_bit_exact(tiny_data):
     assert net.get_weights(out=out) is out and out == new
 
 
+def test_shared_weights_train_as_copied_ones_do(tiny_data):
+    """share_weights: the net's weights live in the caller's buffer (no copy), train
+    there bit for bit as set_weights' copy does, take new weights written into it,
+    and test with them (the test net shares the train net's blobs)."""
+    shared, copied = (Net(TINY_NET, TINY_SOLVER, seed=3) for _ in range(2))
+    for net in (shared, copied):
+        net.set_training_data(tiny_data)
+        net.set_validation_data(tiny_data)
+    flat = copied.get_weights().flat.copy()
+    shared.share_weights(flat)
+    shared.train(7)
+    copied.train(7)
+    shared.sync_shared_weights()
+    assert flat.tobytes() == copied.get_weights().flat.tobytes()
+    flat *= np.float32(0.5)  # new weights written into the buffer, then shared again
+    shared.share_weights(flat)
+    copied.set_weights(WeightCollection(copied.layout, flat.copy()))
+    assert shared.test(1) == copied.test(1)
+    shared.train(3)
+    copied.train(3)
+    shared.sync_shared_weights()
+    assert flat.tobytes() == copied.get_weights().flat.tobytes()
+    assert shared.get_weights().flat.tobytes() == flat.tobytes()
+    with pytest.raises(Exception, match="contiguous 1-d float32"):
+        shared.share_weights(flat[::2])
+    with pytest.raises(Exception, match=f"holds 10 floats; the net has {flat.size}"):
+        shared.share_weights(np.zeros(10, np.float32))
+    shared.close()  # the net lets go of the buffer only after it is gone
+
+
 def test_weight_collection_views_and_arithmetic():
     a = WeightCollection.from_arrays({"l1": [np.ones((2, 3)), np.arange(3)], "l2": [np.full(4, 2.0)]})
     b = a * 3

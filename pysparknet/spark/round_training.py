@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 
-from ..weights import WeightCollection
 from .link_protocol import RoundStats
 from .local_steps import slowdown, train_steps
 from .solvers import Solver
@@ -28,7 +27,7 @@ def train_round(solver: Solver, round_no: int, tau: int, flat: np.ndarray, rebui
                        steps.stopped)
     if steps.stopped:
         return None, stats
-    net.get_weights(WeightCollection(net.layout, flat[:weights_size]))
+    net.sync_shared_weights()  # the trained weights, in flat
     if weights_size < flat.size:  # 'average': the history goes back with the weights
         net.get_history(flat[weights_size:])
     return flat, stats
@@ -36,9 +35,10 @@ def train_round(solver: Solver, round_no: int, tau: int, flat: np.ndarray, rebui
 
 def _set_round_state(net, flat: np.ndarray, solver_state: str) -> int:
     """Set the round's weights (and history, as solver_state says) from flat; how
-    many of its floats were weights (the rest, if any, is history)."""
+    many of its floats were weights (the rest, if any, is history). The weights stay
+    in flat, shared with the net: received there, trained there, sent from there."""
     weights_size = sum(b.size for b in net.layout)
-    net.set_weights(WeightCollection(net.layout, flat[:weights_size]))
+    net.share_weights(flat[:weights_size])
     if solver_state == "reset":
         net.set_history(np.zeros(net.history_size(), np.float32))
     elif solver_state == "average":
