@@ -41,7 +41,8 @@ class NetSpec:
 
 @dataclass
 class Solver:
-    """A partition's persistent Net, and the buffer its weights travel in (reused)."""
+    """A partition's persistent Net, and the buffer its weights travel in (reused; the
+    net's weights live in it from its first round on: Net.share_weights)."""
 
     net: Net
     spec: NetSpec
