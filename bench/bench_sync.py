@@ -37,7 +37,7 @@ import time
 
 from sized_net import SIZES, SOLVER, sized_net, sized_records
 
-from results_io import record  # bench/, beside this script
+from results_io import record, summarize  # bench/, beside this script
 
 from pysparknet.spark import Exchange, SparkNetTrainer, exchange_tls, local_spark
 
@@ -146,31 +146,29 @@ def interleaved(args, spark, n_floats: int, pairs: list, rounds: int, trips: int
     return samples
 
 
-def spread(values: list) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def measure(args, spark, sizes: dict, pairs: list):
-    """(rows: one per size, link and schedule, each time a spread over the repeats;
-    the empty round's spreads by (link, schedule) and of its raw round trips)."""
+    """(rows: one per size, link and schedule, with every repeat's seconds; the
+    empty round's repeats by 'link,schedule'; its raw round trips' by link)."""
     empty = interleaved(args, spark, 80, pairs, args.rounds + 4, trips=20)
     rows = []
     for name, n_floats in sizes.items():
         samples = interleaved(args, spark, n_floats, pairs, args.rounds + 1, trips=3)
         for path, mode in pairs:
             row = {"weights": name, "floats": n_floats, "link": path, "schedule": mode,
-                   "sync": spread(samples[(path, mode)]), "raw_tcp": spread(samples["tcp"]),
-                   "raw_tls": spread(samples["tls"]), "samples": samples[(path, mode)]}
+                   "sync_s": samples[(path, mode)], "raw_tcp_s": samples["tcp"],
+                   "raw_tls_s": samples["tls"]}
             rows.append(row)
-            print(f"  {name} {path} {mode}: sync {row['sync']['median'] * 1e3:.1f} ms, raw "
-                  f"TCP {row['raw_tcp']['median'] * 1e3:.1f} ms, raw TLS "
-                  f"{row['raw_tls']['median'] * 1e3:.1f} ms", flush=True)
-    return rows, {f"{p},{m}": spread(empty[(p, m)]) for p, m in pairs}, \
-        {"tcp": spread(empty["tcp"]), "tls": spread(empty["tls"])}
+            print(f"  {name} {path} {mode}: sync {_ms(row['sync_s'])} ms, raw TCP "
+                  f"{_ms(row['raw_tcp_s'])} ms, raw TLS {_ms(row['raw_tls_s'])} ms", flush=True)
+    return rows, {f"{p},{m}": empty[(p, m)] for p, m in pairs}, \
+        {"tcp": empty["tcp"], "tls": empty["tls"]}
 
 
-def _ms(value: dict) -> str:
-    return f"{value['median'] * 1e3:.1f} ({value['min'] * 1e3:.1f}-{value['max'] * 1e3:.1f})"
+def _ms(samples: list, digits: int = 1) -> str:
+    """median (min-max) in ms, and 'drift' past results_io's limit."""
+    s = summarize(samples)
+    return (f"{s['median'] * 1e3:.{digits}f} ({s['min'] * 1e3:.{digits}f}-"
+            f"{s['max'] * 1e3:.{digits}f})" + (" drift" if s["drift"] else ""))
 
 
 def print_tables(k: int, rows: list, empty: dict, raw_empty: dict) -> None:
@@ -178,19 +176,20 @@ def print_tables(k: int, rows: list, empty: dict, raw_empty: dict) -> None:
           "sync GB/s | raw TCP / sync | raw TLS / sync |")
     print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        took, raw, raw_tls = (r[key]["median"] for key in ("sync", "raw_tcp", "raw_tls"))
+        took, raw, raw_tls = (statistics.median(r[key])
+                              for key in ("sync_s", "raw_tcp_s", "raw_tls_s"))
         moved = 2 * k * 4 * r["floats"] / 1e9
         tls_ratio = f"{raw_tls / took:.3f}" if r["link"] == "tls" else "-"
         print(f"| {r['weights']} | {r['floats']:,} | {r['link']} | {r['schedule']} | "
-              f"{_ms(r['sync'])} | {_ms(r['raw_tcp'])} | {_ms(r['raw_tls'])} | "
+              f"{_ms(r['sync_s'])} | {_ms(r['raw_tcp_s'])} | {_ms(r['raw_tls_s'])} | "
               f"{moved / took:.2f} | {raw / took:.3f} | {tls_ratio} |")
     print("\n| empty round (80 floats, tau=1) | sync ms | / raw round trip of its bytes |")
     print("|---|---:|---:|")
     for key, took in empty.items():
-        raw = raw_empty["tls" if key.startswith("tls") else "tcp"]["median"]
-        print(f"| {key} | {_ms(took)} | {took['median'] / raw:.1f} |")
+        raw = statistics.median(raw_empty["tls" if key.startswith("tls") else "tcp"])
+        print(f"| {key} | {_ms(took, 2)} | {statistics.median(took) / raw:.1f} |")
     for link, raw in raw_empty.items():
-        print(f"| raw {link} round trip, 320 bytes to {k} processes | {_ms(raw)} | 1 |")
+        print(f"| raw {link} round trip, 320 bytes to {k} processes | {_ms(raw, 2)} | 1 |")
 
 
 def main() -> None:

@@ -1,9 +1,13 @@
-"""Per-call cost of Net.get_weights / set_weights at AlexNet's size vs. a plain memcpy.
+"""Per-call cost of Net.get_weights / set_weights at AlexNet's size vs. a plain memcpy,
+and of what replaces them on the executors: share_weights + sync_shared_weights.
 
 Caffe's own AlexNet (models/bvlc_alexnet/train_val.prototxt, 60,965,224 learnable
 floats) is built as a test-only net at batch 1. The baseline, measured in the
 same run, is numpy's copyto between two preallocated float32 buffers of the
-same size (a memcpy). --repeat calls each, interleaved; raw output via results_io.
+same size (a memcpy). A second net shares its weights with a buffer
+(Net.share_weights): a round there costs share_weights (weights written into the
+buffer) and sync_shared_weights (trained weights read from it), no copy. --repeat
+calls each, interleaved; raw output via results_io.
 
     python bench/bench_weights_copy.py [--repeat 10]
 """
@@ -36,14 +40,20 @@ def main() -> None:
     weights = WeightCollection(net.layout, src.copy())
     out = WeightCollection.zeros(net.layout)
     net.set_weights(weights)
+    shared, flat = Net(alexnet), src.copy()
+
+    def shared_round():
+        shared.share_weights(flat)
+        shared.sync_shared_weights()
 
     samples = interleave({  # A B C D A B C D ...
         "memcpy (np.copyto, preallocated)": timed(lambda: np.copyto(dst, src)),
         "Net.get_weights(out=preallocated)": timed(lambda: net.get_weights(out=out)),
         "Net.get_weights() (new buffer)": timed(lambda: net.get_weights()),
         "Net.set_weights(weights)": timed(lambda: net.set_weights(weights)),
+        "share_weights + sync_shared_weights (a round, shared)": timed(shared_round),
     }, args.repeat)
-    assert net.get_weights() == weights
+    assert net.get_weights() == weights and shared.get_weights() == weights
 
     mb = n * 4 / 1e6
     memcpy = min(samples["memcpy (np.copyto, preallocated)"])

@@ -10,6 +10,7 @@ import ast
 import json
 import re
 import statistics
+from functools import partial
 from pathlib import Path
 
 import results_io
@@ -326,33 +327,29 @@ def feed_wait():
                          "(not interleaved)."]
 
 
-def _ms_spread(value: dict, digits: int = 1) -> str:
-    return (f"{value['median'] * 1e3:.{digits}f} ({value['min'] * 1e3:.{digits}f}-"
-            f"{value['max'] * 1e3:.{digits}f})")
-
-
 @table
 def sync():
     data, src = stored("sync")
     e = data["extra"]
     lines = header("weights", "floats", "link", "schedule", "sync ms", "raw TCP ms",
                    "raw TLS ms", "raw TCP / sync", text=(2, 3))
+    ms = partial(spread, scale=1e3)
     for r in data["rows"]:
+        ratio = statistics.median(r["raw_tcp_s"]) / statistics.median(r["sync_s"])
         lines.append(row(r["weights"], f"{r['floats']:,}", r["link"], r["schedule"],
-                         _ms_spread(r["sync"]), _ms_spread(r["raw_tcp"]),
-                         _ms_spread(r["raw_tls"]),
-                         f"{r['raw_tcp']['median'] / r['sync']['median']:.3f}"))
+                         ms(r["sync_s"]), ms(r["raw_tcp_s"]), ms(r["raw_tls_s"]),
+                         f"{ratio:.3f}"))
     raw = e["raw_empty_s"]
     for key, took in e["empty_round_sync_s"].items():
         link, schedule = key.split(",")
-        lines.append(row("empty round", 80, link, schedule, _ms_spread(took, 2),
-                         _ms_spread(raw["tcp"], 2), _ms_spread(raw["tls"], 2),
-                         f"{raw['tcp']['median'] / took['median']:.3f}"))
+        ratio = statistics.median(raw["tcp"]) / statistics.median(took)
+        lines.append(row("empty round", 80, link, schedule, ms(took, 2), ms(raw["tcp"], 2),
+                         ms(raw["tls"], 2), f"{ratio:.3f}"))
     return lines, src + [f"K={e['workers']}, {e['master']}; median (min-max) of "
                          f"{e['repeat']} interleaved passes (raw TCP, raw TLS, then a fit "
                          "of each link and schedule); a fit's sync: the median of its "
                          f"rounds after the first ({e['rounds']} a fit); raw: the median "
-                         "of 3 round trips."]
+                         "of 3 round trips (20 for the empty round's bytes)."]
 
 
 @table
