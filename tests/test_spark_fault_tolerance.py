@@ -15,6 +15,7 @@ import pytest
 from pysparknet import ClusterError, zoo
 from pysparknet.spark import SparkNetTrainer, local_spark
 from pysparknet.spark.cluster import StandaloneCluster
+from pysparknet.spark.failures import lost_executors
 
 
 @pytest.mark.parametrize("mode, exchange", [("segments", "driver"), ("jobs", "driver"),
@@ -140,3 +141,32 @@ def test_driver_killed_between_checkpoints_resumes(tmp_path):
     history = json.loads((ckpt / "checkpoint.json").read_text())["history"]
     assert [h["round"] for h in history] == list(range(1, 13))
     assert "test accuracy" not in resumed.stdout or "SparkNet lenet" in resumed.stdout
+
+
+def test_a_lost_executor_is_named_with_its_host():
+    """A barrier stage's failure names the lost executor but not its host: the
+    fit's error takes the host from Spark's status store, which keeps removed
+    executors (a cut host's neighbour is not blamed: tests/test_netlab.py)."""
+    with StandaloneCluster(workers=2, memory="1g") as cluster:
+        spark = local_spark(cluster.master_url, conf={**cluster.spark_conf,
+            "spark.executor.cores": "1", "spark.cores.max": "2",
+            "spark.executor.memory": "768m"})
+        try:
+            sc = spark.sparkContext
+            block_managers = sc._jsc.sc().getExecutorMemoryStatus  # the driver's and each
+            deadline = time.monotonic() + 120                     # executor's
+            while block_managers().size() < 3:
+                assert time.monotonic() < deadline, "the two executors never registered"
+                time.sleep(0.5)
+            cluster.kill_worker(1)  # its executor with it, and no slot for another
+            while block_managers().size() > 2:
+                assert time.monotonic() < deadline, "Spark never noticed the lost executor"
+                time.sleep(0.5)
+            said = ("Could not recover from a failed barrier ResultStage. ExecutorLostFailure "
+                    "(executor {} exited unrelated to the running tasks) Reason: worker lost")
+            named = lost_executors(sc, Exception(said.format(0) + "\n" + said.format(1)))
+            assert named == "executor 0 on 127.0.0.1, executor 1 on 127.0.0.1"
+            assert lost_executors(sc, Exception(said.format(9))) == "executor 9"
+            assert lost_executors(sc, Exception("Job 3 cancelled")) == ""
+        finally:
+            spark.stop()
