@@ -37,7 +37,7 @@ import time
 
 from sized_net import SIZES, SOLVER, sized_net, sized_records
 
-from results_io import record, summarize  # bench/, beside this script
+from results_io import record, spread_text  # bench/, beside this script
 
 from pysparknet.spark import Exchange, SparkNetTrainer, exchange_tls, local_spark
 
@@ -165,10 +165,7 @@ def measure(args, spark, sizes: dict, pairs: list):
 
 
 def _ms(samples: list, digits: int = 1) -> str:
-    """median (min-max) in ms, and 'drift' past results_io's limit."""
-    s = summarize(samples)
-    return (f"{s['median'] * 1e3:.{digits}f} ({s['min'] * 1e3:.{digits}f}-"
-            f"{s['max'] * 1e3:.{digits}f})" + (" drift" if s["drift"] else ""))
+    return spread_text(samples, digits, scale=1e3)
 
 
 def print_tables(k: int, rows: list, empty: dict, raw_empty: dict) -> None:

@@ -14,7 +14,6 @@ from functools import partial
 from pathlib import Path
 
 import results_io
-from results_io import summarize
 
 REPO = Path(__file__).resolve().parent.parent
 GPU_RUN = REPO / "bench" / "results" / "gpu-h100-2026-11-27"
@@ -58,10 +57,7 @@ def row(*cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def spread(values, digits: int = 1, scale: float = 1.0) -> str:
-    s = summarize([v * scale for v in values])
-    text = f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
-    return text + (" drift" if s["drift"] else "")
+spread = results_io.spread_text  # the bench scripts print theirs the same way
 
 
 def yes(flag: bool) -> str:

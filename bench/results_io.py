@@ -3,6 +3,7 @@
     record(name, command, rows, extra)  -> bench/results/<YYYY-MM-DD>-<machine>/<name>.json
     interleave({"a": fa, "b": fb}, 3)   -> runs a b a b a b, returns every sample
     summarize(samples)                  -> median, min, max, n, drift
+    spread_text(samples, digits, scale) -> "median (min-max)", " drift" when flagged
 
 A record holds the command line, the git commit, the machine, the load average
 before and after, the versions of python/numpy/pyspark/torch where installed,
@@ -166,6 +167,13 @@ def summarize(samples: Iterable[float], limit: float = DRIFT_LIMIT) -> dict:
         raise ValueError("summarize needs at least one sample")
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "n": len(values), "drift": drifted(values, limit)}
+
+
+def spread_text(samples: Iterable[float], digits: int = 1, scale: float = 1.0) -> str:
+    """'median (min-max)' of the samples times `scale`, and ' drift' when flagged."""
+    s = summarize(v * scale for v in samples)
+    text = f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+    return text + (" drift" if s["drift"] else "")
 
 
 def load(path: Path) -> dict:

@@ -54,13 +54,14 @@ def check_standalone_master(master: str, settings: dict, pyspark_conf,
             answers[address] = _refusal(jvm, conf, address)
             if answers[address] is None:
                 return
-        if _refused_authentication(answers) or time.monotonic() >= deadline:
+        refused = _refused_authentication(answers)  # opens connections: once an attempt
+        if refused or time.monotonic() >= deadline:
             break
         if attempt == 0:
             logger.warning("the standalone master %s does not answer yet; asking again for "
                            "up to %.0f s", master, wait_s)
         time.sleep(min(RETRY_PAUSE_S, max(0.0, deadline - time.monotonic())))
-    raise ClusterError(_explain(master, answers, wait_s))
+    raise ClusterError(_explain(master, answers, refused, wait_s))
 
 
 def _refusal(jvm, conf, address: str) -> Optional[str]:
@@ -96,10 +97,10 @@ def _refused_authentication(answers: dict) -> bool:
             or any(_reachable(address) for address in answers))
 
 
-def _explain(master: str, answers: dict, wait_s: float) -> str:
+def _explain(master: str, answers: dict, refused: bool, wait_s: float) -> str:
     reasons = "; ".join(f"{address}: {_first_cause(reason)}" for address, reason in
                         answers.items())
-    if _refused_authentication(answers):
+    if refused:
         return (f"the standalone master {master} refused this client's authentication "
                 f"({reasons}). The cluster runs Spark's authentication: give this session "
                 "its secret (spark.authenticate=true and spark.authenticate.secret, or the "

@@ -6,6 +6,8 @@ import re
 import secrets
 import sys
 
+from .master_probe import MASTER_WAIT_S, check_standalone_master
+
 INSECURE = {"spark.authenticate": "false", "spark.network.crypto.enabled": "false"}
 
 
@@ -60,7 +62,7 @@ def _base_settings() -> dict:
 
 def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pysparknet",
                 conf: dict | None = None, checkpoint_dir: str | None = None,
-                secure: bool = True, master_wait_s: float = 60.0):
+                secure: bool = True, master_wait_s: float = MASTER_WAIT_S):
     """A SparkSession on `master`, bound to 127.0.0.1, whose executors run this Python.
 
     secure: Spark's authentication and RPC encryption on, with a fresh secret, for
@@ -80,8 +82,6 @@ def local_spark(master: str = "local-cluster[2,1,1024]", app_name: str = "pyspar
 
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
-
-    from .master_probe import check_standalone_master
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Executors must run this interpreter (it has pysparknet); the conf alone
