@@ -140,6 +140,8 @@ def test_a_client_the_master_will_not_authenticate_is_told_so_before_any_session
         cluster.stop()
         with pytest.raises(ClusterError, match=f"did not answer in 3 s.*127.0.0.1:{port}"):
             local_spark(cluster.master_url, conf=cluster.spark_conf, master_wait_s=3)
+        with pytest.raises(ValueError, match="master_wait_s .* at least 0, not -1"):
+            local_spark(cluster.master_url, conf=cluster.spark_conf, master_wait_s=-1)
         # A master still starting is waited for, as Spark's own client would.
         restart.start()
         check_standalone_master(cluster.master_url, {**cluster.spark_conf, **LOOPBACK},

@@ -38,6 +38,8 @@ def check_standalone_master(master: str, settings: dict, pyspark_conf,
     if none runs yet. A refused authentication fails at once; silence is retried."""
     if not master.strip().startswith("spark://"):
         return
+    if not wait_s >= 0:  # NaN too
+        raise ValueError(f"master_wait_s is seconds to wait, at least 0, not {wait_s!r}")
     from pyspark import SparkContext
 
     SparkContext._ensure_initialized(conf=pyspark_conf)
