@@ -153,7 +153,8 @@ def cmd_train(args) -> int:
         trainer = SparkNetTrainer(spark, net, solver, num_workers=args.workers, tau=args.tau,
                                   seed=args.seed, schedule=args.schedule,
                                   device=args.device,
-                                  exchange=Exchange(args.exchange, dtype=args.exchange_dtype),
+                                  exchange=Exchange(args.exchange, dtype=args.exchange_dtype,
+                                                    tls=not args.insecure_exchange),
                                   faults=Faults(slots_timeout=args.slots_timeout))
         result = trainer.fit(train, test, rounds=args.rounds, checkpoint_dir=args.checkpoint_dir,
                              resume=args.resume, validate_every=args.validate_every,
@@ -272,6 +273,9 @@ def _add_train_run_options(train) -> None:
                             "what comes back (SparkNet's star, the default); ring: the "
                             "workers sum among themselves, 2(K-1)/K of the model on each "
                             "link whatever K (README: which to pick)")
+    train.add_argument("--insecure-exchange", action="store_true",
+                       help="the workers' links without TLS: weights and the run secret "
+                            "cross the network in clear (only where every host is trusted)")
     train.add_argument("--exchange-dtype", choices=("float32", "bfloat16", "float16"),
                        default="float32",
                        help="the ring's wire: float32, or half the bytes with each round's "

@@ -7,6 +7,7 @@ driver host trains on executors that live in the worker hosts' namespaces.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -284,25 +285,51 @@ spark.stop()
 """
 
 
-def sniffed_ring_fit(lab, tmp_path, link: str) -> tuple:
-    """A ring fit from the driver host with a sniffer on the bridge: (the capture's bytes,
-    the fit's starting weights' bytes)."""
-    script, weights = tmp_path / "ring_driver.py", tmp_path / f"start_{link}.f32"
-    script.write_text(textwrap.dedent(RING_DRIVER))
-    capture = tmp_path / f"bridge_{link}.bin"
+@contextlib.contextmanager
+def bridge_capture(lab, capture: Path):
+    """Every frame crossing the lab's bridge while the block runs, into `capture`."""
     sniffer = subprocess.Popen([*netlab_links.in_ns(lab.bridge_ns), lab.python,
                                 str(Path(__file__).with_name("lab_sniffer.py")), str(capture),
                                 "600"],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert sniffer.stdout.readline().strip() == "sniffing"
-        done = lab.run_in("driver", [lab.python, script, link, weights],
-                          env=lab.spark_env("driver"), cwd=tmp_path, timeout=400)
+        yield
     finally:
         sniffer.terminate()
         sniffer.wait(timeout=30)
+
+
+def sniffed_ring_fit(lab, tmp_path, link: str) -> tuple:
+    """A ring fit from the driver host with a sniffer on the bridge: (the capture's bytes,
+    the fit's starting weights' bytes)."""
+    script, weights = tmp_path / "ring_driver.py", tmp_path / f"start_{link}.f32"
+    script.write_text(textwrap.dedent(RING_DRIVER))
+    capture = tmp_path / f"bridge_{link}.bin"
+    with bridge_capture(lab, capture):
+        done = lab.run_in("driver", [lab.python, script, link, weights],
+                          env=lab.spark_env("driver"), cwd=tmp_path, timeout=400)
     assert '"rounds": 2' in done.stdout, done.stdout[-2000:]
     return capture.read_bytes(), weights.read_bytes()
+
+
+def sniffed_demo(lab, tmp_path, *options: str) -> tuple:
+    """The demo's command (scripts/demo.sh: `sparknet train`, LeNet on Fashion-MNIST,
+    K=2), short, from the driver host against the lab's cluster, whose secret and
+    RPC encryption come as a cluster's do (spark-defaults.conf in SPARK_CONF_DIR), with
+    a sniffer on the bridge: (the capture's bytes, everything the command printed)."""
+    capture = tmp_path / f"demo{'-'.join(options)}.bin"
+    where = [f"--conf={key}={lab.driver_conf()[key]}"
+             for key in ("spark.driver.host", "spark.driver.bindAddress")]
+    with bridge_capture(lab, capture):
+        done = lab.run_in("driver", [lab.python, "-m", "pysparknet.cli", "train",
+                                     "--master", lab.master_url, *where, "--workers", "2",
+                                     "--tau", "5", "--rounds", "2", "--seed", "3", "--quiet",
+                                     *options],
+                          env=lab.spark_env("driver"), cwd=tmp_path, timeout=400, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "SparkNet lenet" in output, output[-3000:]
+    return capture.read_bytes(), output
 
 
 def weight_windows_seen(capture: bytes, weights: bytes, width: int = 64, count: int = 200):
@@ -323,6 +350,23 @@ def test_a_sniffer_on_the_bridge_sees_no_weights_of_a_ring_fit(lab, tmp_path):
     assert len(secure) > len(weights)  # the weights crossed, encrypted
     assert weight_windows_seen(secure, weights) == 0
     assert weight_windows_seen(clear, clear_weights) > 100
+
+
+def test_a_sniffer_on_the_bridge_sees_no_weights_of_the_demo(lab, tmp_path):
+    """The demo with its defaults (the driver's star over TLS) and Spark's crypto on:
+    none of the starting weights, sent to both workers in round 1, cross the bridge
+    readable, and nothing warns about security. The same command with
+    --insecure-exchange shows the sniffer would see them."""
+    from pysparknet import Net, zoo
+    with Net(zoo.lenet(), zoo.lenet_solver(), device="cpu", seed=3) as start:
+        weights = start.get_weights().flat.tobytes()  # the driver's net, seeded as the CLI's
+    secure, output = sniffed_demo(lab, tmp_path)
+    clear, clear_output = sniffed_demo(lab, tmp_path, "--insecure-exchange")
+    assert len(secure) > 2 * len(weights)  # sent to two workers, encrypted
+    assert weight_windows_seen(secure, weights) == 0
+    assert weight_windows_seen(clear, weights) > 100
+    assert "in clear" not in output and "not encrypted" not in output, output[-3000:]
+    assert "in clear" in clear_output  # the warning that --insecure-exchange earns
 
 
 def test_a_peer_port_refuses_a_stranger(lab):
