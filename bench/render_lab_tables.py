@@ -42,17 +42,28 @@ def exchange_lab():
     data, src = stored("exchange_lab")
     e = data["extra"]
     lines = header("K", "exchange", "sync s, median (min-max)", "bound s", "/ bound",
-                   "bound with the driver's chunks s", "/ that", text=(1,))
+                   "bound with the driver's chunks s", "/ that", "the star's sync / this",
+                   text=(1,))
     for r in data["rows"]:
         lines.append(row(r["k"], r["variant"], spread(r["samples"], 2),
                          f"{r['bound_s']:.2f}", f"{r['over_bound']:.2f}",
                          f"{r['bound_with_driver_s']:.2f}",
-                         f"{r['sync_median_s'] / r['bound_with_driver_s']:.2f}"))
+                         f"{r['sync_median_s'] / r['bound_with_driver_s']:.2f}",
+                         _star_over(r, data["rows"])))
     note = e.get("note", "")
     return lines, src + [f"{e['floats']:,} floats (AlexNet's size), links shaped to "
                          f"{e['rate_mbit']:g} Mbit/s, {e['rounds']} rounds a fit (the "
                          f"middle ones timed), {e['repeats']} fits a variant interleaved. "
                          + note]
+
+
+def _star_over(ring_row: dict, rows: list) -> str:
+    """A ring row's speed-up over the star of the same K and link (TLS or clear)."""
+    if not ring_row["variant"].startswith("ring"):
+        return ""
+    link = "tls" if "-tls" in ring_row["variant"] else "plain"
+    star = [r for r in rows if r["k"] == ring_row["k"] and r["variant"] == f"driver-{link}"]
+    return f"{star[0]['sync_median_s'] / ring_row['sync_median_s']:.1f}x" if star else ""
 
 
 @table
