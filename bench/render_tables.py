@@ -361,3 +361,30 @@ def stragglers():
     e = data["extra"]
     return lines, src + [f"K={e['workers']}, tau={e['tau']}, {e['budget']:g} s of training "
                          "a run; one run a variant, one seed."]
+
+
+@table
+def setup():
+    data, src = stored("setup")
+    lines = header("fresh clone", "scripts/setup.sh cold s", "again s", ".venv MB",
+                   "installed package MB", "Caffe cache MB", "Caffe install MB")
+    for r in data["rows"]:
+        lines.append(row(r["commit"][:12], f"{r['cold_s']:.0f}", f"{r['warm_s']:.0f}",
+                         *(f"{r[k] / 1e6:.0f}" for k in ("venv_bytes", "package_bytes",
+                                                         "caffe_cache_bytes",
+                                                         "caffe_install_bytes"))))
+    e, notes = data["extra"], []
+    if "wheel" in e:
+        w = e["wheel"]
+        reused = "reusing the OpenCV build cached here" if w["opencv_cache_reused"] else \
+            "its minimal OpenCV built too"
+        notes.append(f"Vendored wheel (`bash scripts/build_wheel.sh`, {reused}): "
+                     f"{w['seconds']:.0f} s, {w['wheel']} {w['bytes'] / 1e6:.1f} MB.")
+    if "image" in e:
+        i = e["image"]
+        notes.append(f"Image {i['image']}: " + (f"{i['bytes'] / 1e6:.0f} MB." if "bytes" in i
+                                                 else f"not measured ({i['error']})."))
+    return lines, src + ["Cold: an empty Caffe cache (Debian's source package fetched, Caffe "
+                         "built); apt packages already installed and pip's download cache "
+                         "as this machine had them. Again: the same clone, the README's "
+                         "later runs. " + " ".join(notes)]

@@ -23,9 +23,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fresh_clone import clone_head  # noqa: E402
 from results_io import record  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 HOG = "while True: pass"
 SUITE_DEADLINE_S = 4 * 3600  # nothing waits without one
 
@@ -61,10 +61,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the clone (and its log)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="suite-under-load-"))
-    clone = work / "pysparknet"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=600)
-    tested = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True,
-                            text=True, check=True, timeout=60).stdout.strip()
+    clone, tested = clone_head(work)
     hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(args.hogs)]
     loads: list = []
     stop = threading.Event()
