@@ -10,13 +10,15 @@ net at base_lr 0.04, batch 64, and the workers at base_lr 0.02, batch 32, tau 20
 Only training wall-clock counts on both sides (testing is left out of both
 clocks); the time to the target is the clock at the first test at or above it.
 
-Both runs are seeded, so every repeat reaches the target at the same iteration;
-repeats (alternating baseline and SparkNet) only measure the clock, and the
-speedup is the ratio of the median times (a shared VM's speed drifts by 20%
-between minutes).
+Both runs are seeded, so every repeat of a seed reaches the target at the same
+iteration; repeats (alternating baseline and SparkNet) only measure the clock,
+and a seed's speedup is the ratio of its median times (a shared VM's speed drifts
+by 20% between minutes). --seeds runs each seed's repeats in turn (both sides
+take the seed: the nets' initial weights, Caffe's random streams): how much of
+the ratio is the draw.
 
-    python bench/bench_sparknet_speedup.py [--repeats 3] [--target 0.895] [--tau 200]
-        [--outer bmuf --outer-momentum 0.5] [--solver-state average]
+    python bench/bench_sparknet_speedup.py [--seeds 1,2,3] [--repeats 3] [--target 0.895]
+        [--tau 200] [--outer bmuf --outer-momentum 0.5] [--solver-state average]
 
 --outer / --outer-momentum / --outer-lr / --solver-state set the SparkNet
 side's outer optimizer and what its solvers' history is between rounds
@@ -53,8 +55,8 @@ def solver(base_lr):
     return params
 
 
-def baseline(target, test_every, max_iterations, base_lr, batch) -> Run:
-    net = Net(zoo.lenet(batch_size=batch), solver(base_lr), seed=1)
+def baseline(target, test_every, max_iterations, base_lr, batch, seed=1) -> Run:
+    net = Net(zoo.lenet(batch_size=batch), solver(base_lr), seed=seed)
     net.set_training_data(fashion_mnist("train"))
     net.set_validation_data(fashion_mnist("test"))
     clock, done = 0.0, 0
@@ -72,11 +74,11 @@ def baseline(target, test_every, max_iterations, base_lr, batch) -> Run:
 
 
 def sparknet(target, tau, validate_every, max_rounds, base_lr, batch, outer=None,
-             solver_state="local") -> Run:
+             solver_state="local", seed=1) -> Run:
     spark = local_spark("local-cluster[2,1,2048]")
     try:
         trainer = SparkNetTrainer(spark, zoo.lenet(batch_size=batch), solver(base_lr),
-                                  num_workers=2, tau=tau, seed=1,
+                                  num_workers=2, tau=tau, seed=seed,
                                   outer=outer or OuterOptimizer(), solver_state=solver_state)
         history = trainer.fit(fashion_mnist("train"), fashion_mnist("test"), rounds=max_rounds,
                               validate_every=validate_every, progress=False,
@@ -105,7 +107,7 @@ def median_seconds(runs):
     return statistics.median(times) if None not in times else None
 
 
-def main() -> None:
+def arguments():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", type=float, default=0.895)
@@ -117,52 +119,75 @@ def main() -> None:
     parser.add_argument("--test-every", type=int, default=200,
                         help="iterations (per worker for SparkNet) between tests")
     parser.add_argument("--max-iterations", type=int, default=8000)
+    parser.add_argument("--seeds", default="1", help="comma-separated seeds, each in turn")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs of each side, alternating")
+                        help="timed runs of each side per seed, alternating")
     parser.add_argument("--outer", default="plain", help="SparkNet's outer optimizer")
     parser.add_argument("--outer-momentum", type=float, default=None)
     parser.add_argument("--outer-lr", type=float, default=None)
     parser.add_argument("--solver-state", default="local", choices=["local", "reset", "average"])
     args = parser.parse_args()
-    outer = OuterOptimizer(args.outer, args.outer_momentum, args.outer_lr)
     if args.test_every % args.tau:
         parser.error("--test-every must be a multiple of --tau")
+    try:
+        args.seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds takes whole numbers separated by commas, not {args.seeds!r}")
+    return args
+
+
+def one_seed(args, outer, seed: int) -> dict:
+    """Both sides' repeats for one seed, alternating; its speedup from their medians."""
     bases, sparks = [], []
     for repeat in range(args.repeats):
-        print(f"repeat {repeat + 1}/{args.repeats}", flush=True)
+        print(f"seed {seed}, repeat {repeat + 1}/{args.repeats}", flush=True)
         bases.append(baseline(args.target, args.test_every, args.max_iterations,
-                              args.base_lr, args.batch))
+                              args.base_lr, args.batch, seed))
         sparks.append(sparknet(args.target, args.tau, args.test_every // args.tau,
                                args.max_iterations // args.tau, args.sparknet_base_lr,
-                               args.sparknet_batch, outer, args.solver_state))
-
-    print(f"\ntarget test accuracy {args.target:.1%}; one Net: base_lr {args.base_lr}, batch "
-          f"{args.batch}; SparkNet: base_lr {args.sparknet_base_lr}, batch "
-          f"{args.sparknet_batch} per worker, tau {args.tau}, outer {outer.config()}, "
-          f"solver history {args.solver_state}; {args.repeats} repeats\n")
-    print("| run | reached at (iterations per worker) | accuracy | training s, each repeat | "
-          "median s | ms / iteration (compute + sync) | speedup |")
-    print("|---|---:|---:|---|---:|---:|---:|")
+                               args.sparknet_batch, outer, args.solver_state, seed))
     base_s, spark_s = median_seconds(bases), median_seconds(sparks)
-    for name, runs, median, speedup in [
-            ("one Net, both cores", bases, base_s, 1.0),
-            ("SparkNet K=2", sparks, spark_s, base_s / spark_s if base_s and spark_s else None)]:
-        run = runs[0]
+    return {"seed": seed, "one Net": bases, "SparkNet K=2": sparks,
+            "speedup": base_s / spark_s if base_s and spark_s else None}
+
+
+def print_seed(result: dict, args) -> None:
+    print("| seed | run | reached at (iterations per worker) | accuracy | training s, each "
+          "repeat | median s | ms / iteration (compute + sync) | speedup |")
+    print("|---|---|---:|---:|---|---:|---:|---:|")
+    for name in ("one Net", "SparkNet K=2"):
+        runs = result[name]
+        run, median = runs[0], median_seconds(runs)
+        speedup = 1.0 if name == "one Net" else result["speedup"]
         each = ", ".join("-" if r.seconds is None else f"{r.seconds:.1f}" for r in runs)
         cost = f"{run.compute_ms:.2f}" + (f" + {run.sync_ms:.2f}" if run.sync_ms else "")
-        print(f"| {name} | {run.iterations} | {run.accuracy:.4f} | {each} | "
+        print(f"| {result['seed']} | {name} | {run.iterations} | {run.accuracy:.4f} | {each} | "
               f"{'-' if median is None else f'{median:.1f}'} | {cost} | "
               f"{'-' if speedup is None else f'{speedup:.2f}'} |")
-    # Where the ratio comes from: the iterations each side needs (statistics) and
-    # what an iteration costs (throughput), from the first repeat.
-    base, spark = bases[0], sparks[0]
-    print(f"\nimages to the target: one Net {base.iterations * args.batch}, SparkNet "
-          f"{2 * spark.iterations * args.sparknet_batch} (both workers)")
-    record("sparknet_speedup", repeats={"one Net": [r.seconds for r in bases],
-                                        "SparkNet K=2": [r.seconds for r in sparks]},
-           rows=[{"side": side, **vars(r)} for side, runs in (("one Net", bases),
-                                                              ("SparkNet K=2", sparks))
-                 for r in runs], extra={**vars(args), "outer": outer.config()})
+    base, spark = result["one Net"][0], result["SparkNet K=2"][0]
+    print(f"images to the target: one Net {base.iterations * args.batch}, SparkNet "
+          f"{2 * spark.iterations * args.sparknet_batch} (both workers)\n", flush=True)
+
+
+def main() -> None:
+    args = arguments()
+    outer = OuterOptimizer(args.outer, args.outer_momentum, args.outer_lr)
+    print(f"target test accuracy {args.target:.1%}; one Net: base_lr {args.base_lr}, batch "
+          f"{args.batch}; SparkNet: base_lr {args.sparknet_base_lr}, batch "
+          f"{args.sparknet_batch} per worker, tau {args.tau}, outer {outer.config()}, "
+          f"solver history {args.solver_state}; seeds {args.seeds}, {args.repeats} repeats "
+          "each\n", flush=True)
+    results = []
+    for seed in args.seeds:
+        results.append(one_seed(args, outer, seed))
+        print_seed(results[-1], args)
+    record("sparknet_speedup",
+           repeats={f"{side} seed {r['seed']}": [run.seconds for run in r[side]]
+                    for r in results for side in ("one Net", "SparkNet K=2")},
+           rows=[{"side": side, "seed": r["seed"], **vars(run)} for r in results
+                 for side in ("one Net", "SparkNet K=2") for run in r[side]],
+           extra={**vars(args), "outer": outer.config(),
+                  "speedups": {str(r["seed"]): r["speedup"] for r in results}})
 
 
 if __name__ == "__main__":
