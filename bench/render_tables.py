@@ -388,3 +388,53 @@ def setup():
                          "built); apt packages already installed and pip's download cache "
                          "as this machine had them. Again: the same clone, the README's "
                          "later runs. " + " ".join(notes)]
+
+
+def _speedup_cell(base: list, spark: list) -> str:
+    if None in base or None in spark:
+        return "target not reached"
+    return f"{median(base) / median(spark):.2f}"
+
+
+@table
+def sparknet_speedup():
+    data, src = stored("sparknet_speedup")
+    e, rows_ = data["extra"], data["rows"]
+    lines = header("seed", "one Net: iterations, s median (min-max)",
+                   "SparkNet K=2: iterations a worker, s median (min-max)",
+                   "speedup (median / median)", "images to the target, SparkNet / one Net")
+    speedups = []
+    for seed in e["seeds"]:
+        base = [r for r in rows_ if r["seed"] == seed and r["side"] == "one Net"]
+        spark = [r for r in rows_ if r["seed"] == seed and r["side"] == "SparkNet K=2"]
+        base_s, spark_s = [r["seconds"] for r in base], [r["seconds"] for r in spark]
+        cell = _speedup_cell(base_s, spark_s)
+        speedups += [] if cell.startswith("target") else [float(cell)]
+        images = (2 * spark[0]["iterations"] * e["sparknet_batch"]) / \
+            (base[0]["iterations"] * e["batch"])
+        lines.append(row(seed, f"{base[0]['iterations']}, " + _seconds(base_s),
+                         f"{spark[0]['iterations']}, " + _seconds(spark_s), cell,
+                         f"{images:.2f}"))
+    if speedups:
+        lines.append(row("all", "", "", f"{median(speedups):.2f} ({min(speedups):.2f}-"
+                                        f"{max(speedups):.2f})", ""))
+    return lines, src + [f"Target {e['target']:.1%} on all 10,000 test images, tested every "
+                         f"{e['test_every']} iterations (tests off the clock); one Net: "
+                         f"base_lr {e['base_lr']}, batch {e['batch']}, both cores; SparkNet: "
+                         f"local-cluster[2,1,2048], base_lr {e['sparknet_base_lr']}, batch "
+                         f"{e['sparknet_batch']} a worker, tau {e['tau']}, outer {_outer(e['outer'])}, "
+                         f"solver history {e['solver_state']}; {e['repeats']} repeats a "
+                         "seed, the sides alternating."]
+
+
+def _seconds(samples: list) -> str:
+    if None in samples:
+        return "not reached"
+    return results_io.spread_text(samples, 1)
+
+
+def _outer(config: dict) -> str:
+    """An outer optimizer's settings as the trainer takes them ('plain' alone)."""
+    if config.get("kind") == "plain":
+        return "plain"
+    return ", ".join(f"{k}={v}" for k, v in config.items() if v is not None)
