@@ -10,6 +10,9 @@ net at base_lr 0.04, batch 64, and the workers at base_lr 0.02, batch 32, tau 20
 Only training wall-clock counts on both sides (testing is left out of both
 clocks); the time to the target is the clock at the first test at or above it.
 
+Raw output: bench/results/<date>-<machine>/sparknet_speedup.json (plain), or
+sparknet_speedup_<outer>.json with --outer.
+
 Both runs are seeded, so every repeat of a seed reaches the target at the same
 iteration; repeats (alternating baseline and SparkNet) only measure the clock,
 and a seed's speedup is the ratio of its median times (a shared VM's speed drifts
@@ -181,7 +184,8 @@ def main() -> None:
     for seed in args.seeds:
         results.append(one_seed(args, outer, seed))
         print_seed(results[-1], args)
-    record("sparknet_speedup",
+    # one stored record per outer optimizer: plain's and the others' tables side by side
+    record("sparknet_speedup" + ("" if outer.kind == "plain" else f"_{outer.kind}"),
            repeats={f"{side} seed {r['seed']}": [run.seconds for run in r[side]]
                     for r in results for side in ("one Net", "SparkNet K=2")},
            rows=[{"side": side, "seed": r["seed"], **vars(run)} for r in results

@@ -398,7 +398,16 @@ def _speedup_cell(base: list, spark: list) -> str:
 
 @table
 def sparknet_speedup():
-    data, src = stored("sparknet_speedup")
+    return _speedup_table("sparknet_speedup")
+
+
+@table
+def sparknet_speedup_bmuf():
+    return _speedup_table("sparknet_speedup_bmuf")
+
+
+def _speedup_table(name: str):
+    data, src = stored(name)
     e, rows_ = data["extra"], data["rows"]
     lines = header("seed", "one Net: iterations, s median (min-max)",
                    "SparkNet K=2: iterations a worker, s median (min-max)",
