@@ -30,12 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "native" / "caffe"))
+from build_caffe import cache_root  # noqa: E402  (where build_wheel.sh keeps its OpenCV too)
 from fresh_clone import clone_head  # noqa: E402
 from results_io import record  # noqa: E402
 
 SETUP_DEADLINE_S = 2 * 3600  # a cold CUDA-less set-up takes minutes; nothing waits forever
-DEFAULT_CACHE = Path.home() / ".cache" / "pysparknet"
 
 
 def folder_bytes(path: Path) -> int:
@@ -76,7 +78,7 @@ def one_setup(work: Path) -> dict:
 
 def wheel_build(clone: Path, log: Path) -> dict:
     """scripts/build_wheel.sh in the clone: its seconds and the wheel's size."""
-    reused = sorted(p.name for p in DEFAULT_CACHE.glob("opencv-*"))
+    reused = sorted(p.name for p in cache_root().glob("opencv-*"))
     dist = clone / "dist"
     seconds = timed_run(["bash", "scripts/build_wheel.sh", str(dist)], clone,
                         dict(os.environ), log)

@@ -105,6 +105,9 @@ def sparknet(target, tau, validate_every, max_rounds, base_lr, batch, outer=None
                1e3 * compute / iterations, 1e3 * sync / iterations)
 
 
+SIDES = ("one Net", "SparkNet K=2")  # the keys of one_seed's result, in table order
+
+
 def median_seconds(runs):
     times = [run.seconds for run in runs]
     return statistics.median(times) if None not in times else None
@@ -158,7 +161,7 @@ def print_seed(result: dict, args) -> None:
     print("| seed | run | reached at (iterations per worker) | accuracy | training s, each "
           "repeat | median s | ms / iteration (compute + sync) | speedup |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
-    for name in ("one Net", "SparkNet K=2"):
+    for name in SIDES:
         runs = result[name]
         run, median = runs[0], median_seconds(runs)
         speedup = 1.0 if name == "one Net" else result["speedup"]
@@ -187,9 +190,9 @@ def main() -> None:
     # one stored record per outer optimizer: plain's and the others' tables side by side
     record("sparknet_speedup" + ("" if outer.kind == "plain" else f"_{outer.kind}"),
            repeats={f"{side} seed {r['seed']}": [run.seconds for run in r[side]]
-                    for r in results for side in ("one Net", "SparkNet K=2")},
+                    for r in results for side in SIDES},
            rows=[{"side": side, "seed": r["seed"], **vars(run)} for r in results
-                 for side in ("one Net", "SparkNet K=2") for run in r[side]],
+                 for side in SIDES for run in r[side]],
            extra={**vars(args), "outer": outer.config(),
                   "speedups": {str(r["seed"]): r["speedup"] for r in results}})
 

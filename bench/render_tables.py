@@ -390,10 +390,11 @@ def setup():
                          "later runs. " + " ".join(notes)]
 
 
-def _speedup_cell(base: list, spark: list) -> str:
+def _speedup(base: list, spark: list):
+    """The ratio of the sides' median seconds; None where a repeat missed the target."""
     if None in base or None in spark:
-        return "target not reached"
-    return f"{median(base) / median(spark):.2f}"
+        return None
+    return median(base) / median(spark)
 
 
 @table
@@ -417,12 +418,13 @@ def _speedup_table(name: str):
         base = [r for r in rows_ if r["seed"] == seed and r["side"] == "one Net"]
         spark = [r for r in rows_ if r["seed"] == seed and r["side"] == "SparkNet K=2"]
         base_s, spark_s = [r["seconds"] for r in base], [r["seconds"] for r in spark]
-        cell = _speedup_cell(base_s, spark_s)
-        speedups += [] if cell.startswith("target") else [float(cell)]
+        speedup = _speedup(base_s, spark_s)
+        speedups += [] if speedup is None else [speedup]
         images = (2 * spark[0]["iterations"] * e["sparknet_batch"]) / \
             (base[0]["iterations"] * e["batch"])
         lines.append(row(seed, f"{base[0]['iterations']}, " + _seconds(base_s),
-                         f"{spark[0]['iterations']}, " + _seconds(spark_s), cell,
+                         f"{spark[0]['iterations']}, " + _seconds(spark_s),
+                         "target not reached" if speedup is None else f"{speedup:.2f}",
                          f"{images:.2f}"))
     if speedups:
         lines.append(row("all", "", "", f"{median(speedups):.2f} ({min(speedups):.2f}-"
@@ -439,7 +441,7 @@ def _speedup_table(name: str):
 def _seconds(samples: list) -> str:
     if None in samples:
         return "not reached"
-    return results_io.spread_text(samples, 1)
+    return spread(samples, 1)
 
 
 def _outer(config: dict) -> str:
