@@ -64,6 +64,22 @@ def test_the_drivers_mean_is_the_workers_to_the_bit(spark, rdd, tmp_path, dtype)
         assert loss_gap <= 5e-3
 
 
+def test_a_fit_that_stops_mid_stage_drops_the_round_sent_ahead(spark, rdd):
+    """The driver starts the stage's next round as soon as a round's stats are in;
+    when `until` then ends the fit, that round is let finish and dropped: the fit
+    returns round 3's mean, the same bits as a fit of 3 rounds, validated every round."""
+    trainer = SparkNetTrainer(spark, zoo.lenet(), zoo.lenet_solver(), num_workers=3, tau=5,
+                              seed=11, exchange="ring")
+    stopped = trainer.fit(rdd, rounds=6, progress=False, until=lambda r: r["round"] == 3,
+                          validation_data=rdd, validate_every=1)
+    three = fit(spark, rdd, "ring", 3)
+    assert [h["round"] for h in stopped.history] == [1, 2, 3]
+    assert all("val_accuracy" in h for h in stopped.history)
+    assert stopped.weights == three.weights
+    trainer.driver_net.set_weights(stopped.weights)
+    assert trainer.driver_net.test()["accuracy"] == stopped.history[-1]["val_accuracy"]
+
+
 def test_ring_in_jobs_with_timed_rounds(spark, rdd):
     result = fit(spark, rdd, "ring", 2, schedule="jobs",
                  stragglers=Stragglers(round_seconds=60.0))

@@ -16,8 +16,9 @@ and written at once).
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Callable, Optional
 
@@ -26,10 +27,11 @@ import numpy as np
 from ..errors import RoundTimeoutError
 from .link_protocol import (DROPPED, END, ERROR, FRAME_HEADER, NEEDS_DATA, PEERS, RESULT,
                             ROUND, STOP, LinkBroken, RoundStats, round_header, worker_error)
-from .ring_reduce import WIRE_DTYPES, chunk_bounds
+from .ring_reduce import WIRE_DTYPES
 from .sockets import Deadline, byte_view, hang_up, readable, recv_exactly, recv_struct
 from .transport import TRANSFER_S
 
+_LOG = logging.getLogger("pysparknet")
 POLL_S = 0.01  # how often a late worker's reader looks whether the round has closed
 
 
@@ -93,16 +95,18 @@ def add_in_partition_order(partitions: int, total: np.ndarray, receive: np.ndarr
 class DriverLinks:
     """One stage's K links, seen from the driver."""
 
-    def __init__(self, serial: int, partitions: int, ring: bool = False):
-        self.serial, self.partitions, self.ring = serial, partitions, ring
+    def __init__(self, serial: int, partitions: int, ring=None):
+        """ring: exchange='ring', the class that runs its rounds over these links
+        (ring_driver_end.RingRounds; given by the stage, which sits above both)."""
+        self.serial, self.partitions, self.ring = serial, partitions, ring is not None
         self.ring_addresses: list = []  # exchange='ring': each worker's, from READY
         self.hosts: dict = {}  # partition -> the address its link came from, for errors
-        self._rounds_sent = 0
+        self._ring = ring(self) if ring is not None else None
         self._conns: dict = {}
         self._cond = threading.Condition()
         self._aborted: Optional[str] = None
-        self._pool = ThreadPoolExecutor(max_workers=2 * partitions + 1,
-                                        thread_name_prefix="sparknet-link")
+        self.pool = ThreadPoolExecutor(max_workers=2 * partitions + 1,
+                                       thread_name_prefix="sparknet-link")
         self._receive: Optional[np.ndarray] = None
 
     # --- attaching and ending -------------------------------------------------
@@ -131,8 +135,15 @@ class DriverLinks:
     def close(self) -> None:
         """Tell every worker the stage is over (best effort: a gone one is gone),
         then close the links."""
+        ended = False
+        if self._ring is not None:
+            try:
+                self._ring.finish()  # a round sent ahead, let finish and dropped
+            except Exception as error:  # noqa: BLE001 - the links close either way
+                _LOG.warning("SparkNet: the ring's round sent ahead did not finish (%s)", error)
+            ended = self._ring.ended
         with self._cond:
-            conns = list(self._conns.values())
+            conns = [] if ended else list(self._conns.values())
         for conn in conns:
             try:
                 conn.settimeout(TRANSFER_S)
@@ -140,7 +151,7 @@ class DriverLinks:
             except OSError:
                 pass
         self.abort("the stage ended")
-        self._pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
 
     def ready(self, deadline: Deadline) -> list:
         """Wait for every partition's first frame: the partitions whose worker has no
@@ -162,7 +173,7 @@ class DriverLinks:
                 conn.settimeout(TRANSFER_S)
                 conn.sendall(round_header(PEERS, nbytes=len(body)) + body)
             except OSError as error:
-                raise self._broken(part, f"link lost sending the ring's addresses ({error})") \
+                raise self.broken(part, f"link lost sending the ring's addresses ({error})") \
                     from None
 
     def _all_attached(self, deadline: Deadline) -> list:
@@ -179,13 +190,13 @@ class DriverLinks:
                         f"deadline of {deadline.seconds:.0f} s") from None
             return [self._conns[p] for p in range(self.partitions)]
 
-    def _broken(self, part: int, message: str) -> LinkBroken:
+    def broken(self, part: int, message: str) -> LinkBroken:
         return LinkBroken(part, message, self.hosts.get(part, ""))
 
     def conn(self, part: int):
         with self._cond:
             if self._aborted is not None:
-                raise self._broken(part, self._aborted)
+                raise self.broken(part, self._aborted)
             return self._conns[part]
 
     # --- frames ---------------------------------------------------------------
@@ -205,7 +216,7 @@ class DriverLinks:
         """The frame's weight bytes into `into` (none expected when it is None)."""
         expected = 0 if into is None else into.nbytes
         if nbytes != expected:
-            raise self._broken(part, f"sent {nbytes} weight bytes, expected {expected}")
+            raise self.broken(part, f"sent {nbytes} weight bytes, expected {expected}")
         if nbytes:
             with reading(part, deadline, self.hosts.get(part, "")):
                 recv_exactly(conn, byte_view(into), deadline)
@@ -215,44 +226,46 @@ class DriverLinks:
         conn = self.conn(part)
         kind, body, nbytes = self._head(part, conn, deadline)
         if kind not in kinds:
-            raise self._broken(part, f"sent frame {kind} where a result belongs")
+            raise self.broken(part, f"sent frame {kind} where a result belongs")
         return kind, RoundStats.from_json(body), nbytes
 
     # --- rounds ---------------------------------------------------------------
     def round(self, round_no: int, tau: int, weights: np.ndarray, deadline: Deadline,
-              weighted: bool = False, quorum: Optional[int] = None, wire: str = "float32"):
+              weighted: bool = False, quorum: Optional[int] = None, wire: str = "float32",
+              next_tau: Optional[int] = None):
         """Send the round to every worker; (sum of their weights, the number to divide
         it by for the mean, their RoundStats in partition order). wire: the ring's
-        chunk type."""
-        size, start = weights.size, weights
-        if self.ring and self._rounds_sent:  # the ring's workers hold the mean
-            weights = weights[:0]
-        self._rounds_sent += 1
+        chunk type; next_tau: the ring's next round in this stage (ring_driver_end.py)."""
+        if self.ring:
+            try:
+                return self._ring.round(round_no, tau, weights, deadline, WIRE_DTYPES[wire],
+                                        next_tau)
+            except BaseException:
+                self.abort("a worker's result failed")  # wakes every reader
+                raise
         header = round_header(ROUND, round_no, tau, weights.nbytes)
-        sends = [self._pool.submit(self._send, part, header, weights)
+        sends = [self.pool.submit(self.send, part, header, weights)
                  for part in range(self.partitions)]
-        # the star's second receive buffer (the ring's chunks land in their sum)
-        if not self.ring and (self._receive is None or self._receive.size != size):
-            self._receive = np.empty(size, np.float32)
+        if self._receive is None or self._receive.size != weights.size:
+            self._receive = np.empty(weights.size, np.float32)  # the second buffer
         try:
-            if self.ring:
-                return self._ring_chunks(sends, start, deadline, WIRE_DTYPES[wire])
             if quorum is not None and quorum < self.partitions:
                 return _Quorum(self, round_no, quorum, weighted).gather(sends, deadline)
-            return self._in_order(sends, size, deadline, weighted)
+            return self._in_order(sends, weights.size, deadline, weighted)
         except BaseException:
             self.abort("a worker's result failed")  # wakes every reader
             wait(sends)
             raise
 
-    def _send(self, part: int, header: bytes, weights: np.ndarray) -> None:
+    def send(self, part: int, header: bytes, weights: Optional[np.ndarray] = None) -> None:
         conn = self.conn(part)
         try:
             conn.settimeout(TRANSFER_S)
             conn.sendall(header)
-            conn.sendall(byte_view(weights))
+            if weights is not None:
+                conn.sendall(byte_view(weights))
         except OSError as error:
-            raise self._broken(part, f"link lost sending the weights ({error})") from None
+            raise self.broken(part, f"link lost sending the weights ({error})") from None
 
     def _in_order(self, sends: list, size: int, deadline: Deadline, weighted: bool):
         """Every result, added in partition order (scaled by its iterations, if weighted)."""
@@ -267,53 +280,6 @@ class DriverLinks:
                                        lambda: self.abort("a worker's result failed"))
         divisor = sum(s.iterations for s in stats) if weighted else self.partitions
         return total, divisor, stats
-
-    def _ring_chunks(self, sends: list, start: np.ndarray, deadline: Deadline, wire):
-        """exchange='ring': the workers summed among themselves; each sends one chunk
-        of the sum (float32: the weights, then the count that divides them; a 16-bit
-        wire: the update, returned here as start + sum / K, divided by 1)."""
-        compressed = wire != np.float32
-        total = np.empty(start.size + (0 if compressed else 1), np.float32)
-        bounds = chunk_bounds(total.size, self.partitions)
-
-        def read(part: int) -> RoundStats:
-            sends[part].result()
-            _, stats, nbytes = self.read_result(part, deadline)
-            if not 0 <= stats.chunk < self.partitions:
-                raise self._broken(part, f"sent chunk {stats.chunk} of {self.partitions}")
-            chunk = total[slice(*bounds[stats.chunk])]
-            into = np.empty(chunk.size, wire) if compressed else chunk
-            self.weights_into(part, self.conn(part), deadline, into, nbytes)
-            chunk[:] = into
-            return stats
-        stats = self._all_of(read)
-        if sorted(s.chunk for s in stats) != list(range(self.partitions)):
-            raise LinkBroken(-1, f"the ring's chunks were {[s.chunk for s in stats]}")
-        if not compressed:
-            return total[:start.size], float(total[start.size]), stats
-        np.divide(total, np.float32(self.partitions), out=total)  # as the workers do
-        return np.add(start, total, out=total), 1.0, stats
-
-    def _all_of(self, read: Callable) -> list:
-        """read(part) for every partition at once; the first failure raised."""
-        readers = [self._pool.submit(read, part) for part in range(self.partitions)]
-        done, _ = wait(readers, return_when=FIRST_EXCEPTION)
-        for reader in done:  # the first failure is the cause, whichever link it was
-            error = reader.exception()
-            if isinstance(error, RoundTimeoutError) and self.ring:
-                raise self._ring_stalled(readers, error) from None
-            if error is not None:
-                raise error
-        return [reader.result() for reader in readers]
-
-    def _ring_stalled(self, readers: list, error: RoundTimeoutError) -> RoundTimeoutError:
-        """In a ring one lost or cut host stalls its neighbours too: name every
-        partition the round still waited for, with its host."""
-        waiting = [f"{part} ({self.hosts.get(part, '?')})" for part, reader in
-                   enumerate(readers) if not reader.done() or reader.exception() is not None]
-        return RoundTimeoutError(f"{error}; the ring still waited for partition(s) "
-                                 f"{', '.join(waiting)}: a host lost or cut off among them "
-                                 "stalls the others")
 
     def stop(self, part: int, round_no: int) -> None:
         """Close the round for `part`'s worker (from the thread that reads its link)."""
@@ -342,7 +308,7 @@ class _Quorum:
 
     def gather(self, sends: list, deadline: Deadline):
         self.total = np.zeros(self.links._receive.size, np.float32)
-        readers = [self.links._pool.submit(self._read, part, sends[part], deadline)
+        readers = [self.links.pool.submit(self._read, part, sends[part], deadline)
                    for part in range(self.links.partitions)]
         stats = [reader.result() for reader in readers]
         divisor = (sum(stats[p].iterations for p in self.taken) if self.weighted

@@ -19,8 +19,11 @@ themselves; READY's JSON names the worker's ring address, and the driver
 answers every READY with the ring's addresses in rank order:
   driver -> worker  ROUND header: PEERS, 0, 0, byte count; then {"peers": [...]}
 Only a stage's first ROUND carries weights (byte count 0 later: each worker
-goes on from the mean it holds), and each RESULT carries one chunk of the
-sum (RoundStats.chunk), the K chunks making the whole.
+goes on from the mean it holds), and each RESULT's weight bytes are one chunk
+of the sum (RoundStats.chunk), the K chunks making the whole. They follow the
+driver's next header, not the RESULT: the next ROUND, which the driver sends
+as soon as the stats are in when the stage runs another round, or END; so
+the chunks travel while the next round trains (ring_driver_end.py).
 With min_workers < K the driver may close a round before a worker is done:
   driver -> worker  ROUND header: STOP, the round     (stop at the next step)
   worker -> driver  DROPPED with its stats, no weights   (or RESULT, if it was

@@ -28,6 +28,7 @@ class WorkerLink:
         self.conn, self.ticket = conn, ticket
         self.round_no: Optional[int] = None  # the round being trained
         self._stopped = False
+        self._owed: Optional[np.ndarray] = None  # a ring's chunk, due after the next header
 
     @classmethod
     def open(cls, ticket: Ticket, part: int) -> "WorkerLink":
@@ -78,6 +79,7 @@ class WorkerLink:
             if kind == STOP:  # for a round this worker has answered already
                 continue
             if kind == END:
+                self.pay()  # a ring's last chunk follows the END
                 return
             if kind != ROUND:
                 raise TransportError(f"the driver sent a round header of kind {kind}")
@@ -106,6 +108,22 @@ class WorkerLink:
         self._send(frame(RESULT if trained is not None else DROPPED, stats.to_json(), nbytes))
         if nbytes:
             self.conn.sendall(byte_view(trained))
+
+    def owe(self, stats: RoundStats, chunk: np.ndarray) -> None:
+        """exchange='ring': the round's stats now, and its chunk of the sum after the
+        driver's next header (pay()), so the chunk travels while the next round trains."""
+        self._send(frame(RESULT, stats.to_json(), chunk.nbytes))
+        self._owed = chunk
+
+    def owes(self) -> bool:
+        return self._owed is not None
+
+    def pay(self) -> None:
+        """The chunk owe() held back (nothing when none is owed)."""
+        if self._owed is not None:
+            owed, self._owed = self._owed, None
+            self.conn.settimeout(TRANSFER_S)
+            self.conn.sendall(byte_view(owed))
 
     def _send(self, data: bytes) -> None:
         self.conn.settimeout(TRANSFER_S)

@@ -52,7 +52,8 @@ class RoundDriver:
         shipped = sent if self.averaged_history is None else \
             np.concatenate([sent, self.averaged_history])
         plan = RoundPlan(r, rounds, tau, self.tau.iterations_before(r),
-                         self.round_deadline(log.history), log.checkpoint_every)
+                         self.round_deadline(log.history), log.checkpoint_every,
+                         self.tau(r + 1) if r + 1 < rounds else None)
         total, divisor, stats = self.schedule.round(plan, run, shipped)
         losses = [training_loss(s.outputs) for s in stats if not s.dropped]
         if not all(math.isfinite(loss) for loss in losses):

@@ -21,6 +21,7 @@ from . import slots
 from .failures import lost_executors, worker_failure
 from .link_driver_end import DriverLinks
 from .link_protocol import LinkBroken
+from .ring_driver_end import RingRounds
 from .sockets import Deadline
 from .transport import LinkListener
 
@@ -42,7 +43,8 @@ class Stage:
                  description: str, barrier: bool):
         self.sc, self.listener, self.last, self.barrier = sc, listener, last, barrier
         self.group, self.description = name, description
-        self.links = DriverLinks(secrets.randbits(63), partitions, ring=listener.ring is not None)
+        self.links = DriverLinks(secrets.randbits(63), partitions,
+                                 ring=RingRounds if listener.ring is not None else None)
         self.error: Optional[Exception] = None  # the Spark job's, if it failed by itself
         self._cancelled = False  # after this, the job's error is our cancelling it
         self._thread: Optional[InheritableThread] = None
@@ -74,7 +76,8 @@ class Stage:
 
     def round(self, round_no: int, tau: int, weights, deadline_s: float, **gather):
         """(sum of the workers' weights, what divides it for the mean, their RoundStats
-        in partition order); gather: DriverLinks.round's weighted and quorum."""
+        in partition order); gather: DriverLinks.round's weighted, quorum, wire and
+        next_tau."""
         return self.links.round(round_no, tau, weights, Deadline(deadline_s), **gather)
 
     def close(self) -> None:
@@ -112,6 +115,7 @@ class RoundPlan:
     start_iter: int  # solver iterations done before it
     deadline_s: float  # for its results
     checkpoint_every: Optional[int] = None  # None: no checkpoints (stages run to `of`)
+    next_tau: Optional[int] = None  # the next round's tau (None: this is the last)
 
 
 class StagedRounds:
@@ -143,8 +147,10 @@ class StagedRounds:
             try:
                 if self.stage is None:
                     self._open(plan, run)
+                # the ring's next round in this stage starts as soon as this one's sum is in
+                ahead = plan.next_tau if r + 1 < self.stage.last else None
                 result = self.stage.round(r, plan.tau, weights, plan.deadline_s,
-                                          **self.gather)
+                                          next_tau=ahead, **self.gather)
             except LinkBroken as broken:
                 attempts += 1
                 self._rerun_or_raise(r, broken, attempts, run)

@@ -1,9 +1,11 @@
 """A stage's rounds on a worker when the workers sum among themselves
 (exchange='ring'): the driver sends weights for the stage's first round only;
 after each round the workers ring-allreduce their trained weights
-(ring_reduce.py) and each goes on from the mean. Each sends the driver one
-chunk of the sum - while the all-gather runs - so the driver holds the mean
-too, for validation, checkpoints and a rerun.
+(ring_reduce.py) and each goes on from the mean. Each reports its stats and
+owes the driver one chunk of the sum, which it sends after the driver's next
+header, while the next round trains (ring_driver_end.py), so the driver holds
+the mean too, for validation, checkpoints and a rerun, without the chunks
+sharing the uplinks with the all-gather.
 
 The ring's vector is the trained weights (times the iterations done, when
 rounds are timed) and one float more: 1 (or the iterations), whose sum is
@@ -39,21 +41,22 @@ def serve_ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool) -> tuple[
             return "stage over", 0
         ring.join(peers, Deadline(ticket.deadline_s or RING_FORM_S))
         reduce = RingReduce(ring, solver.index, len(peers), wire_dtype(solver.spec))
-        # the chunk for the driver goes out on its link while the all-gather runs
-        reporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparknet-report")
+        payer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparknet-pay")
         try:
-            return _ring_rounds(link, solver, rebuilt, reduce, reporter)
+            return _ring_rounds(link, solver, rebuilt, reduce, payer)
         finally:
             reduce.close()
-            reporter.shutdown(wait=False)
+            payer.shutdown(wait=False)
     finally:
         ring.close()
 
 
 def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool, reduce: RingReduce,
-                 reporter: ThreadPoolExecutor) -> tuple[str, int]:
+                 payer: ThreadPoolExecutor) -> tuple[str, int]:
     trained = 0
     for round_no, tau, weights in link.rounds(solver.buffer_for):
+        # the last round's chunk goes to the driver while this round trains
+        payment = payer.submit(link.pay) if link.owes() else None
         flat = weights if weights is not None else solver.buffer
         if flat is None:
             raise TransportError(f"round {round_no + 1}: the driver sent no weights and this "
@@ -62,17 +65,24 @@ def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool, reduce: RingRe
         try:
             result, stats = train_round(solver, round_no, tau, flat, rebuilt)
         except Exception as error:  # noqa: BLE001 - reported to the driver
+            _paid(payment)
             link.error(error)
             return "error", trained
+        _paid(payment)  # the chunk was a view of the vector, which is rewritten next
         vector = _contribution(solver, result, stats.iterations, start)
         reduce.reduce_scatter(vector)
         stats.chunk = owned_chunk(reduce.rank, reduce.parts)
-        report = reporter.submit(link.send, stats, reduce.on_wire(reduce.owned(vector)))
+        link.owe(stats, reduce.on_wire(reduce.owned(vector)))
         reduce.all_gather(vector)
-        report.result()  # its error, if the driver's link failed
         _next_start(vector, start, flat, reduce.parts)
         trained, rebuilt = trained + 1, False
     return "stage over", trained
+
+
+def _paid(payment) -> None:
+    """Wait for the chunk's payment (raising its error: the driver's link failed)."""
+    if payment is not None:
+        payment.result()
 
 
 def _keep_start(solver: Solver, flat: np.ndarray, reduce: RingReduce):
