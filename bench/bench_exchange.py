@@ -10,7 +10,8 @@ Prints one JSON document (every round of every repeat) on stdout's last line.
 
     python bench/bench_exchange.py --workers 4 --floats 60965224 \\
         --variants driver-tls,driver-plain,ring-tls,ring-plain,ring-tls-bfloat16 \\
-        [--master spark://198.18.0.2:7077 --conf-json FILE] [--rounds 4] [--repeats 2]
+        [--master spark://198.18.0.2:7077 --conf-json FILE] [--rounds 4] [--repeats 2] \\
+        [--tau 1]
 
 bench/bench_exchange_lab.py runs it on the network lab (scripts/netlab.py), where
 each host's link is shaped, against the bounds K·M/R (star) and 2(K-1)/K·M/R (ring).
@@ -38,8 +39,8 @@ def exchange_of(variant: str) -> Exchange:
     return Exchange(kind=kind, tls=link == "tls", dtype=dtype[0] if dtype else "float32")
 
 
-def syncs(spark, floats: int, workers: int, rounds: int, variant: str) -> list:
-    trainer = SparkNetTrainer(spark, sized_net(floats), SOLVER, num_workers=workers, tau=1,
+def syncs(spark, floats: int, workers: int, rounds: int, variant: str, tau: int) -> list:
+    trainer = SparkNetTrainer(spark, sized_net(floats), SOLVER, num_workers=workers, tau=tau,
                               seed=1, exchange=exchange_of(variant))
     result = trainer.fit(sized_records(spark.sparkContext, workers), rounds=rounds,
                          progress=False)
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--variants", default="driver-tls,ring-tls")
     parser.add_argument("--rounds", type=int, default=4, help="per fit (first, last dropped)")
     parser.add_argument("--repeats", type=int, default=2, help="fits per variant, interleaved")
+    parser.add_argument("--tau", type=int, default=1,
+                        help="steps a round: the compute the ring's chunks to the driver "
+                             "travel behind")
     parser.add_argument("--executor-memory", type=int, default=1024, help="MB (JVM)")
     parser.add_argument("--master", help="default: local-cluster[K,1,MB]")
     parser.add_argument("--conf-json", help="a JSON file of Spark settings for the session")
@@ -73,14 +77,15 @@ def main() -> None:
     try:
         for repeat in range(args.repeats):
             for variant in variants:
-                rounds = syncs(spark, args.floats, args.workers, args.rounds, variant)
+                rounds = syncs(spark, args.floats, args.workers, args.rounds, variant,
+                               args.tau)
                 runs[variant].append(rounds)
                 median = statistics.median(r["sync_s"] for r in rounds)
                 print(f"repeat {repeat + 1} {variant}: sync {median:.3f} s", flush=True)
     finally:
         spark.stop()
     print(json.dumps({"workers": args.workers, "floats": args.floats, "master": master,
-                      "runs": runs}))
+                      "tau": args.tau, "runs": runs}))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def run_k(k: int, args) -> dict:
         env = lab.spark_env("driver")
         command = [lab.python, str(ROOT / "bench" / "bench_exchange.py"), "--workers", k,
                    "--floats", args.floats, "--variants", args.variants, "--rounds",
-                   args.rounds, "--repeats", args.repeats, "--master", lab.master_url,
+                   args.rounds, "--repeats", args.repeats, "--tau", args.tau,
+                   "--master", lab.master_url,
                    "--conf-json", env["NETLAB_SPARK_CONF"],
                    "--executor-memory", min(memory, 1024)]
         done = lab.run_in("driver", command, timeout=args.timeout, env=env)
@@ -86,6 +87,9 @@ def main() -> None:
     parser.add_argument("--variants", default=VARIANTS)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--tau", type=int, default=1,
+                        help="steps a round (the ring's chunks to the driver travel behind "
+                             "them)")
     parser.add_argument("--worker-memory", type=int, default=3072, help="MB per worker host")
     parser.add_argument("--timeout", type=float, default=3600.0, help="s per K")
     args = parser.parse_args()
@@ -101,7 +105,7 @@ def main() -> None:
               f"{row['over_bound']:.2f} |")
     record("exchange_lab", rows=results,
            extra={"rate_mbit": args.rate, "floats": args.floats, "rounds": args.rounds,
-                  "repeats": args.repeats, "ks": args.ks})
+                  "repeats": args.repeats, "ks": args.ks, "tau": args.tau})
 
 
 if __name__ == "__main__":

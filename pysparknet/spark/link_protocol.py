@@ -65,6 +65,8 @@ class RoundStats:
     iterations: int = 0  # solver steps done (fewer than tau: a timed or stopped round)
     dropped: bool = False  # the driver closed the round without this result
     chunk: int = -1  # exchange='ring': the chunk of the sum its weight bytes are
+    began: float = 0.0  # ring rounds, the driver's clock: when the round's header went out
+    reported: float = 0.0  # and when this worker's stats came in (its chunk comes later)
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self)).encode()

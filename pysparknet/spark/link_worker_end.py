@@ -79,7 +79,7 @@ class WorkerLink:
             if kind == STOP:  # for a round this worker has answered already
                 continue
             if kind == END:
-                self.pay()  # a ring's last chunk follows the END
+                self._pay_last()
                 return
             if kind != ROUND:
                 raise TransportError(f"the driver sent a round header of kind {kind}")
@@ -124,6 +124,19 @@ class WorkerLink:
             owed, self._owed = self._owed, None
             self.conn.settimeout(TRANSFER_S)
             self.conn.sendall(byte_view(owed))
+
+    def _pay_last(self) -> None:
+        """A ring's last chunk follows the END; the task then ends only once the driver
+        hangs up: a task that ended with the chunk still in the network would end the
+        stage's Spark job, and the driver would close the link under it."""
+        if self._owed is None:
+            return
+        self.pay()
+        try:
+            self.conn.settimeout(TRANSFER_S)
+            self.conn.recv(1)  # b"" when the driver closes; nothing else comes after END
+        except OSError:
+            pass
 
     def _send(self, data: bytes) -> None:
         self.conn.settimeout(TRANSFER_S)

@@ -13,6 +13,7 @@ the chunks come fails the round at hand, which reruns from the mean before it.
 """
 from __future__ import annotations
 
+import time
 from concurrent.futures import FIRST_EXCEPTION, wait
 from typing import Callable, Optional
 
@@ -34,6 +35,7 @@ class RingRounds:
         self.ahead: Optional[int] = None  # a round whose header went out before round()
         self.ended = False  # END sent: the workers' tasks end once their chunks are in
         self.deadline_s = TRANSFER_S  # the last round's, for draining a round sent ahead
+        self.began = 0.0  # when the header of the round sent ahead went out (perf_counter)
 
     def round(self, round_no: int, tau: int, start: np.ndarray, deadline: Deadline,
               wire, next_tau: Optional[int]):
@@ -50,18 +52,22 @@ class RingRounds:
         total = np.empty(start.size + (0 if compressed else 1), np.float32)
         bounds = chunk_bounds(total.size, self.links.partitions)
         after = round_header(ROUND, round_no + 1, next_tau) if next_tau else round_header(END)
+        began = self.began if header is None else time.perf_counter()
 
         def exchange(part: int) -> RoundStats:
-            if header is not None:  # later rounds: none of the weights (the workers hold the mean)
+            if header is not None:  # later rounds carry no weights: the workers hold the mean
                 self.links.send(part, header, start if first else None)
             stats, nbytes = self._stats(part, deadline)
+            stats.began, stats.reported = began, time.perf_counter()  # the round's record
             self.links.send(part, after)  # the worker's chunk follows it
+            self.began = self.began or time.perf_counter()
             chunk = total[slice(*bounds[stats.chunk])]
             into = np.empty(chunk.size, wire) if compressed else chunk
             self.links.weights_into(part, self.links.conn(part), deadline, into, nbytes)
             chunk[:] = into
             return stats
         self.ahead, self.ended = (round_no + 1, False) if next_tau else (None, True)
+        self.began = 0.0  # set when the first header ahead goes out
         stats = self._all_of(exchange)
         if sorted(s.chunk for s in stats) != list(range(self.links.partitions)):
             raise LinkBroken(-1, f"the ring's chunks were {[s.chunk for s in stats]}")

@@ -31,6 +31,14 @@ def training_loss(outputs: dict) -> float:
     return float(sum(losses or outputs.values()))
 
 
+def _wall(stats: list, tic: float) -> float:
+    """The round's time: from tic to now; a ring round's, from its header to the last
+    worker's stats (its chunks to the driver travel while the next round trains)."""
+    if stats and all(s.began and s.reported for s in stats):
+        return max(s.reported for s in stats) - min(s.began for s in stats)
+    return time.perf_counter() - tic
+
+
 class RoundDriver:
     """Runs rounds on a schedule (schedule_segments.py or schedule_jobs.py)."""
 
@@ -62,7 +70,7 @@ class RoundDriver:
         total /= np.float32(divisor)
         if self.averaged_history is not None:
             self.averaged_history = total[sent.size:]
-        record = self._record(r, tau, losses, stats, time.perf_counter() - tic, log.started)
+        record = self._record(r, tau, losses, stats, _wall(stats, tic), log.started)
         if run.train.stream is not None:  # streamed sources meet bad records as they train
             self._note_skips(r, record, sum(s.skipped for s in stats))
         stepped = self.outer.step(weights.flat, sent, total[:sent.size])
