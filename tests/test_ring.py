@@ -44,7 +44,7 @@ def allreduce(rings: list, vectors: list, wire=None) -> list:
 
     def run(rank):
         reducers[rank].reduce_scatter(vectors[rank])
-        owned[rank] = reducers[rank].on_wire(reducers[rank].owned(vectors[rank])).copy()
+        owned[rank] = reducers[rank].owned(vectors[rank]).copy()
         reducers[rank].all_gather(vectors[rank])
     owned: list = [None] * size
     threads = [threading.Thread(target=run, args=(rank,)) for rank in range(size)]

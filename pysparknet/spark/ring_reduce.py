@@ -11,7 +11,9 @@ is fixed by the ring, so a seeded run gives the same bits every time.
 With a 16-bit wire (exchange dtype 'bfloat16' or 'float16') every chunk
 travels in that type and is added in float32; before the all-gather each owner
 rounds its summed chunk to the wire type, so every rank (and the driver) ends
-with the same float32 values.
+with the same float32 values. The all-gather forwards chunks as they came
+and hands each piece's values on as it lands (the workers make their next
+start of them while the rest is still on the way).
 """
 from __future__ import annotations
 
@@ -47,7 +49,9 @@ class RingReduce:
         self.wire = None if wire is None or np.dtype(wire) == np.float32 else np.dtype(wire)
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparknet-ring")
         self._piece = np.empty(PIECE, self.wire or np.float32)
-        self._out = np.empty(0, self.wire or np.float32)
+        self._values = np.empty(PIECE if self.wire is not None else 0, np.float32)
+        self._out = np.empty(PIECE if self.wire is not None else 0, self.wire or np.float32)
+        self._gathered = np.empty(0, self.wire or np.float32)  # a 16-bit all-gather's
 
     def reduce_scatter(self, vector: np.ndarray) -> None:
         bounds = chunk_bounds(vector.size, self.parts)
@@ -57,40 +61,81 @@ class RingReduce:
             self._exchange(vector, send, take, add=True)
 
     def owned(self, vector: np.ndarray) -> np.ndarray:
-        """After the reduce-scatter: this rank's summed chunk, rounded to the wire type
-        (in place) so that every rank ends with the same values."""
+        """After the reduce-scatter: this rank's summed chunk as it travels: a view of
+        vector, or (a 16-bit wire) rounded to it once, in the all-gather's wire
+        vector, so that every rank (and the driver) ends with the same values."""
         start, end = chunk_bounds(vector.size, self.parts)[owned_chunk(self.rank, self.parts)]
-        chunk = vector[start:end]
-        if self.wire is not None:
-            chunk[:] = chunk.astype(self.wire)
-        return chunk
+        if self.wire is None:
+            return vector[start:end]
+        if self._gathered.size != vector.size:
+            self._gathered = np.empty(vector.size, self.wire)
+        self._gathered[start:end] = vector[start:end]
+        return self._gathered[start:end]
 
-    def on_wire(self, chunk: np.ndarray) -> np.ndarray:
-        """A float32 chunk as it travels (a new array when the wire is 16-bit)."""
-        return chunk if self.wire is None else chunk.astype(self.wire)
-
-    def all_gather(self, vector: np.ndarray) -> None:
-        """After owned(): every rank's chunk to every rank."""
+    def all_gather(self, vector: np.ndarray, land=None) -> None:
+        """After owned(): every rank's chunk to every rank. float32: into vector. A
+        16-bit wire: each chunk is forwarded as it came, and land(lo, hi, values) takes
+        each piece's float32 values as it lands, this rank's own chunk first (default:
+        written into vector), so the work on them overlaps the network's."""
         bounds = chunk_bounds(vector.size, self.parts)
+        own = bounds[owned_chunk(self.rank, self.parts)]
+        if self.wire is not None:
+            land = land or _written_into(vector)
+            if self.parts == 1:
+                self._land(*own, land)
         for step in range(self.parts - 1):
             send = bounds[(self.rank + 1 - step) % self.parts]
             take = bounds[(self.rank - step) % self.parts]
-            self._exchange(vector, send, take, add=False)
+            if self.wire is None:
+                self._exchange(vector, send, take, add=False)
+            else:  # the own chunk (step 0's to send) lands while it goes
+                self._forward(send, take, land, own if step == 0 else None)
 
     def _exchange(self, vector: np.ndarray, send: tuple, take: tuple, add: bool) -> None:
         outgoing = vector[send[0]:send[1]]
-        if self.wire is not None:
-            if self._out.size < outgoing.size:
-                self._out = np.empty(outgoing.size, self.wire)
-            outgoing = self._out[:outgoing.size]
-            outgoing[:] = vector[send[0]:send[1]]
-        sending = self._sender.submit(self.links.right.sendall, byte_view(outgoing))
+        if self.wire is None:
+            sending = self._sender.submit(self.links.right.sendall, byte_view(outgoing))
+        else:
+            sending = self._sender.submit(self._send_converted, outgoing)
         try:
             self._receive(vector[take[0]:take[1]], add)
         except BaseException:
             self.links.close()  # wakes the sender: the ring is broken either way
             raise
         sending.result()
+
+    def _send_converted(self, outgoing: np.ndarray) -> None:
+        """A float32 chunk to the right in the wire type, a piece converted at a time
+        (on the sender's thread, beside the receiving)."""
+        for start in range(0, outgoing.size, PIECE):
+            piece = self._out[:min(PIECE, outgoing.size - start)]
+            piece[:] = outgoing[start:start + piece.size]
+            self.links.right.sendall(byte_view(piece))
+
+    def _forward(self, send: tuple, take: tuple, land, own=None) -> None:
+        """A 16-bit all-gather's step: send a chunk as it came, take the next (own:
+        this rank's chunk, landed first while the send goes)."""
+        gathered = self._gathered
+        sending = self._sender.submit(self.links.right.sendall,
+                                      byte_view(gathered[send[0]:send[1]]))
+        try:
+            if own is not None:
+                self._land(*own, land)
+            for lo in range(take[0], take[1], PIECE):
+                hi = min(lo + PIECE, take[1])
+                recv_exactly(self.links.left, byte_view(gathered[lo:hi]))
+                self._land(lo, hi, land)
+        except BaseException:
+            self.links.close()
+            raise
+        sending.result()
+
+    def _land(self, lo: int, hi: int, land) -> None:
+        for start in range(lo, hi, PIECE):
+            end = min(start + PIECE, hi)
+            values = self._values[:end - start]
+            values[:] = self._gathered[start:end]
+            land(start, end, values)
 
     def _receive(self, target: np.ndarray, add: bool) -> None:
         """A chunk from the left into target: added to it, or written over it."""
@@ -108,3 +153,10 @@ class RingReduce:
 
     def close(self) -> None:
         self._sender.shutdown(wait=False)
+
+
+def _written_into(vector: np.ndarray):
+    """An all-gather's default place for the pieces' values: the vector itself."""
+    def land(lo: int, hi: int, values: np.ndarray) -> None:
+        vector[lo:hi] = values
+    return land

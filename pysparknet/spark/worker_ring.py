@@ -61,20 +61,19 @@ def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool, reduce: RingRe
         if flat is None:
             raise TransportError(f"round {round_no + 1}: the driver sent no weights and this "
                                  "worker holds no mean to go on from")
-        start = _keep_start(solver, flat, reduce)
+        start = _keep_start(solver, flat, reduce, sent=weights is not None)
         try:
             result, stats = train_round(solver, round_no, tau, flat, rebuilt)
         except Exception as error:  # noqa: BLE001 - reported to the driver
             _paid(payment)
             link.error(error)
             return "error", trained
-        _paid(payment)  # the chunk was a view of the vector, which is rewritten next
+        _paid(payment)  # the chunk is a view of the ring's buffers, rewritten next
         vector = _contribution(solver, result, stats.iterations, start)
         reduce.reduce_scatter(vector)
         stats.chunk = owned_chunk(reduce.rank, reduce.parts)
-        link.owe(stats, reduce.on_wire(reduce.owned(vector)))
-        reduce.all_gather(vector)
-        _next_start(vector, start, flat, reduce.parts)
+        link.owe(stats, reduce.owned(vector))
+        _gather_mean(reduce, vector, start, flat)
         trained, rebuilt = trained + 1, False
     return "stage over", trained
 
@@ -85,13 +84,16 @@ def _paid(payment) -> None:
         payment.result()
 
 
-def _keep_start(solver: Solver, flat: np.ndarray, reduce: RingReduce):
-    """A 16-bit wire carries the round's update: keep the start it is taken from."""
+def _keep_start(solver: Solver, flat: np.ndarray, reduce: RingReduce, sent: bool):
+    """A 16-bit wire carries the round's update: keep the start it is taken from (a
+    copy of weights the driver sent; the ring's own mean was kept as it landed)."""
     if reduce.wire is None:
         return None
-    if solver.ring_start is None or solver.ring_start.size != flat.size:
+    fresh = solver.ring_start is None or solver.ring_start.size != flat.size
+    if fresh:
         solver.ring_start = np.empty_like(flat)
-    np.copyto(solver.ring_start, flat)
+    if sent or fresh:
+        np.copyto(solver.ring_start, flat)
     return solver.ring_start
 
 
@@ -113,13 +115,21 @@ def _contribution(solver: Solver, trained: np.ndarray, iterations: int,
     return vector
 
 
-def _next_start(summed: np.ndarray, start, flat: np.ndarray, parts: int) -> None:
-    """The next round starts from the mean (the driver computes it the same way)."""
+def _gather_mean(reduce: RingReduce, summed: np.ndarray, start, flat: np.ndarray) -> None:
+    """The all-gather, and the next round's start from it, the mean (the driver
+    computes it the same way): float32, the sum over its count; a 16-bit wire,
+    start + the summed update over K, made piece by piece as the pieces land."""
     if start is None:
+        reduce.all_gather(summed)
         np.divide(summed[:-1], summed[-1], out=flat)
-    else:
-        np.divide(summed, np.float32(parts), out=summed)
-        np.add(start, summed, out=flat)
+        return
+    parts = np.float32(reduce.parts)
+
+    def land(lo: int, hi: int, values: np.ndarray) -> None:
+        np.divide(values, parts, out=values)
+        np.add(start[lo:hi], values, out=start[lo:hi])  # kept: the next round's start
+        flat[lo:hi] = start[lo:hi]
+    reduce.all_gather(summed, land)
 
 
 def wire_dtype(spec):
