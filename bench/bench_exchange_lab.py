@@ -9,7 +9,7 @@ bound: the star moves K·M bytes each way through the driver's link (K·M/R), th
 ring 2(K-1)/K·M through every link (2(K-1)/K·M/R). Needs root.
 
     sudo .venv/bin/python bench/bench_exchange_lab.py [--ks 2,4,8] [--rate 500] \\
-        [--floats 60965224] [--variants driver-tls,driver-plain,ring-tls,...]
+        [--floats 60965224] [--variants driver-tls,driver-plain,ring-tls,...] [--tau 20]
 
 Its raw output goes to bench/results/<date>-<machine>/exchange_lab.json
 (bench/results_io.py), rendered in BENCHMARKS.md.
@@ -31,18 +31,14 @@ from results_io import record  # noqa: E402
 VARIANTS = "driver-tls,driver-plain,ring-tls,ring-plain,ring-tls-bfloat16"
 
 
-def bound_s(variant: str, k: int, floats: int, rate_mbit: float,
-            with_driver: bool = False) -> float:
+def bound_s(variant: str, k: int, floats: int, rate_mbit: float) -> float:
     """The link-bound sync: bytes through the busiest link over its rate. The star
     sends K·M at a round's start and takes K·M back at its end, one after the other
-    (2·K·M/R); the ring moves 2(K-1)/K·M over every link, and with the chunk each
-    worker sends the driver during the all-gather (with_driver) (2K-1)/K·M."""
+    (2·K·M/R); the ring moves 2(K-1)/K·M over every link (each worker's chunk of the
+    sum to the driver travels while the next round trains, behind its compute)."""
     wire_bytes = 2 if variant.endswith(("bfloat16", "float16")) else 4
     model = floats * wire_bytes
-    if variant.startswith("driver"):
-        moved = 2 * k * model
-    else:
-        moved = (2 * k - 1 if with_driver else 2 * (k - 1)) / k * model
+    moved = 2 * k * model if variant.startswith("driver") else 2 * (k - 1) / k * model
     return moved * 8 / (rate_mbit * 1e6)
 
 
@@ -73,7 +69,8 @@ def rows(document: dict, rate_mbit: float) -> list:
         table.append({"k": k, "variant": variant, "sync_median_s": median,
                       "sync_min_s": min(samples), "sync_max_s": max(samples),
                       "bound_s": bound, "over_bound": median / bound,
-                      "bound_with_driver_s": bound_s(variant, k, floats, rate_mbit, True),
+                      "compute_median_s": statistics.median(
+                          r["compute_s"] for rounds in repeats for r in rounds),
                       "samples": samples})
     return table
 

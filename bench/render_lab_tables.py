@@ -42,19 +42,27 @@ def exchange_lab():
     data, src = stored("exchange_lab")
     e = data["extra"]
     lines = header("K", "exchange", "sync s, median (min-max)", "bound s", "/ bound",
-                   "bound with the driver's chunks s", "/ that", "the star's sync / this",
-                   text=(1,))
+                   "the star's sync / this", "/ float32's", "compute s", text=(1,))
     for r in data["rows"]:
         lines.append(row(r["k"], r["variant"], spread(r["samples"], 2),
                          f"{r['bound_s']:.2f}", f"{r['over_bound']:.2f}",
-                         f"{r['bound_with_driver_s']:.2f}",
-                         f"{r['sync_median_s'] / r['bound_with_driver_s']:.2f}",
-                         _star_over(r, data["rows"])))
+                         _star_over(r, data["rows"]), _over_float32(r, data["rows"]),
+                         f"{r['compute_median_s']:.1f}"))
     note = e.get("note", "")
     return lines, src + [f"{e['floats']:,} floats (AlexNet's size), links shaped to "
-                         f"{e['rate_mbit']:g} Mbit/s, {e['rounds']} rounds a fit (the "
-                         f"middle ones timed), {e['repeats']} fits a variant interleaved. "
-                         + note]
+                         f"{e['rate_mbit']:g} Mbit/s, {e['rounds']} rounds of tau={e['tau']} "
+                         f"a fit (the middle ones timed), {e['repeats']} fits a variant "
+                         "interleaved. " + note]
+
+
+def _over_float32(ring_row: dict, rows: list) -> str:
+    """A 16-bit ring's sync over the float32 ring's of the same K and link."""
+    variant = ring_row["variant"]
+    if not variant.endswith(("bfloat16", "float16")):
+        return ""
+    same = variant.rsplit("-", 1)[0]
+    base = [r for r in rows if r["k"] == ring_row["k"] and r["variant"] == same]
+    return f"{ring_row['sync_median_s'] / base[0]['sync_median_s']:.2f}" if base else ""
 
 
 def _star_over(ring_row: dict, rows: list) -> str:
