@@ -23,7 +23,7 @@ class Exchange:
             one link a round) or 'ring' (the workers sum among themselves in a
             ring, 2(K-1)/K of the model on every link whatever K; the driver gets
             weights to them in a stage's first round and one chunk of the sum
-            from each after every round).
+            from each after every round, while the next round trains).
         tls: TLS 1.3 on every link, pinned to a certificate the run issues in its
             tasks (the default). False sends weights and the run secret in clear:
             for networks where every host is trusted.

@@ -155,7 +155,8 @@ class SparkNetTrainer:
             checkpoint_every: rounds between checkpoints (and after the last).
             metrics_path: a JSON-lines file, one record per round.
             progress: show progress (a bar on a terminal).
-            until: called with each round's record; True ends the fit.
+            until: called with each round's record; True ends the fit (the ring's
+                next round, already started, finishes and is dropped).
             on_bad_record: 'error' or 'skip' for records with NaN or infinite
                 numbers in an RDD's records (pysparknet.data sources carry their
                 own policy).
