@@ -20,7 +20,9 @@ def image_size():
         lines.append(row(folder, *cells([r["folders"][folder] for r in images])))
     biggest = [max(r["layers"], key=lambda layer: layer["bytes"]) for r in images]
     return lines, src + [
-        "Folders: `du` inside a container of the image (a folder may hold another's). "
+        "Folders: `du` of what a container of the image sees (a folder may hold another's; "
+        "a file that a later layer deletes still costs its own layer, as the base's apt "
+        "lists do). "
         + " ".join(f"{r['label']}: {r['image']}, its biggest layer {b['bytes'] / 1e6:.0f} MB "
-                   f"(`{b['created_by'][:80].strip() or 'the base image'}`)."
+                   f"(`{' '.join(b['created_by'].split())[:70] or 'the base image'}`)."
                    for r, b in zip(images, biggest))]
