@@ -51,25 +51,35 @@ RUN extra=$( [ "$PYSPARKNET_CUDA" = ON ] && echo "[cuda]" || true ) \
     && runtime-packages.sh /wheels/pysparknet-*.whl > /wheels/runtime-packages.txt \
     && cat /wheels/runtime-packages.txt
 
-# The runtime's system: Java, Python, and the packages the wheel's libraries load.
+# The runtime's system: Java, Python, and the packages the wheel's libraries load,
+# without their docs, man pages and translations (dpkg-nodoc.cfg, as in
+# debian:bookworm-slim), apt's lists or its downloaded .debs (a base without
+# debian's docker-clean apt setting keeps them). man1 exists for the links that
+# openjdk's set-up makes.
 FROM ${RUNTIME_IMAGE} AS runtime-base
 ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY docker/dpkg-nodoc.cfg /etc/dpkg/dpkg.cfg.d/pysparknet-nodoc
 COPY --from=build /wheels/runtime-packages.txt /tmp/
-RUN apt-get update -q && apt-get install -y -q --no-install-recommends \
+RUN mkdir -p /usr/share/man/man1 && apt-get update -q \
+    && apt-get install -y -q --no-install-recommends \
       python3 python3-venv openjdk-17-jre-headless procps tini dataset-fashion-mnist \
       $(cat /tmp/runtime-packages.txt) \
-    && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt \
     && useradd --create-home --uid 10001 sparknet && mkdir -p /out /rdd \
     && chown sparknet /out /rdd
 
 # pysparknet and its dependencies from the wheels alone (no network), in a stage
 # of its own so that the wheels never become a layer of the final image.
+# Then out of the venv what runs nowhere (docker/slim-venv.sh: test suites, the
+# jars of Spark's Hive, Kubernetes and YARN parts).
 FROM runtime-base AS install
 ARG PYSPARKNET_CUDA=OFF
 COPY --from=build /wheels /wheels
+COPY docker/slim-venv.sh /usr/local/bin/
 RUN python3 -m venv /opt/pysparknet \
     && /opt/pysparknet/bin/pip install -q --no-index --find-links /wheels \
-         "pysparknet$( [ "$PYSPARKNET_CUDA" = ON ] && echo '[cuda]' || true )"
+         "pysparknet$( [ "$PYSPARKNET_CUDA" = ON ] && echo '[cuda]' || true )" \
+    && slim-venv.sh /opt/pysparknet
 
 FROM runtime-base AS runtime
 COPY --from=install /opt/pysparknet /opt/pysparknet

@@ -19,6 +19,7 @@ from pathlib import Path
 import render_lab_tables  # noqa: F401  (registers the lab's tables)
 import render_fault_tables  # noqa: F401  (registers the lab faults tables)
 import render_cpu_tables  # noqa: F401  (registers the CPU threads tables)
+import render_docker_tables  # noqa: F401  (registers the image size table)
 import render_tables
 
 REPO = Path(__file__).resolve().parent.parent

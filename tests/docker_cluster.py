@@ -3,11 +3,17 @@ image (debootstrap + docker import: no registry is reachable here), the project'
 image, and one compose project's life. Every command has a deadline."""
 from __future__ import annotations
 
+import contextlib
+import html
 import os
+import queue
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +22,7 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parents[1]
 BASE_IMAGE = "pysparknet-base:bookworm"
 IMAGE = "pysparknet:test"
+README = ROOT / "docker" / "README.md"
 
 
 def run(args: list, timeout: float, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -25,6 +32,70 @@ def run(args: list, timeout: float, check: bool = True, **kwargs) -> subprocess.
         raise RuntimeError(f"{' '.join(map(str, args))} exited {done.returncode}:\n"
                            f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
+
+
+def readme_blocks() -> list[list[str]]:
+    """docker/README.md's code blocks, each as its lines exactly as written."""
+    import markdown  # the docs extra's (mkdocs renders with it)
+
+    page = markdown.markdown(README.read_text())
+    return [html.unescape(code).splitlines()
+            for code in re.findall(r"<pre><code>(.*?)</code></pre>", page, re.S)]
+
+
+def readme_line(start: str) -> str:
+    """The one line of docker/README.md's code blocks that starts with `start`."""
+    found = [line for block in readme_blocks() for line in block if line.startswith(start)]
+    if len(found) != 1:
+        raise LookupError(f"docker/README.md has {len(found)} command lines starting "
+                          f"{start!r}, not one: {found}")
+    return found[0]
+
+
+def run_script(lines: list, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """Shell lines run by one bash as a user types them, stopping at the first that
+    fails; output and errors together. On the deadline its whole process group is
+    killed (an attached `docker compose up` is bash's child, not bash)."""
+    proc = subprocess.Popen(["bash", "-c", "set -eu\n" + "\n".join(lines) + "\n"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **kwargs)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        raise RuntimeError(f"these lines did not end within {timeout:.0f} s:\n"
+                           + "\n".join(lines) + f"\noutput:\n{out[-5000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+@contextlib.contextmanager
+def following(command: str, timeout: float, **kwargs):
+    """A shell command's output lines as they come (a generator that stops at the
+    command's end), for at most `timeout` seconds; the command is killed on exit."""
+    proc = subprocess.Popen(["bash", "-c", command], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            **kwargs)
+    lines: queue.Queue = queue.Queue()
+
+    def pump():  # a thread of its own, so that each wait for a line has a deadline
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+
+    def each_line():
+        while (line := lines.get(timeout=max(deadline - time.monotonic(), 0.01))) is not None:
+            yield line
+    try:
+        yield each_line()
+    except queue.Empty:
+        raise RuntimeError(f"{command!r} did not end within {timeout:.0f} s") from None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(60)
 
 
 def docker_ready() -> Optional[str]:
@@ -64,20 +135,27 @@ def base_image() -> str:
     return BASE_IMAGE
 
 
-def build_image() -> float:
-    """docker build of the project on the local base image; the seconds it took. The
-    host's own CA additions (a TLS-intercepting proxy's, say) go to the build stage."""
-    base = base_image()
+@contextlib.contextmanager
+def host_certificates():
+    """The host's own CA additions (a TLS-intercepting proxy's, say) in
+    docker/ca-certificates while a build runs, for its build stage to reach PyPI."""
     extra = ROOT / "docker" / "ca-certificates"
     copied = [shutil.copy(cert, extra / cert.name)
               for cert in Path("/usr/local/share/ca-certificates").glob("*.crt")]
-    tic = time.monotonic()
     try:
-        run(["docker", "build", "--build-arg", f"BASE_IMAGE={base}", "-t", IMAGE, "."],
-            2400, cwd=ROOT)
+        yield
     finally:
         for cert in copied:
             Path(cert).unlink()
+
+
+def build_image() -> float:
+    """docker build of the project on the local base image; the seconds it took."""
+    base = base_image()
+    tic = time.monotonic()
+    with host_certificates():
+        run(["docker", "build", "--build-arg", f"BASE_IMAGE={base}", "-t", IMAGE, "."],
+            2400, cwd=ROOT)
     return time.monotonic() - tic
 
 

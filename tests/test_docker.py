@@ -4,14 +4,20 @@ Builds the image on a Debian base made here (debootstrap, docker import), brings
 up a master and 2 workers on the compose project's own bridge network (each
 container its own host), runs the demo job to completion and checks the accuracy
 it reports and the .caffemodel it wrote; kills a worker container mid-run and
-the job still finishes; a client without the cluster's secret cannot register.
+the job still finishes; a client without the cluster's secret cannot register;
+docker/README.md's own command lines, read from the file, run as written; and
+`docker compose logs -f driver` shows a line a round while the job runs.
 Skipped, with the reason, where docker cannot run."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import statistics
+import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -19,7 +25,7 @@ from pysparknet import Net, zoo
 from pysparknet.data import fashion_mnist
 
 import docker_cluster
-from docker_cluster import Cluster, run
+from docker_cluster import Cluster, readme_blocks, readme_line, run, run_script
 
 pytestmark = pytest.mark.docker
 
@@ -32,6 +38,15 @@ def docker():
     why_not = docker_cluster.docker_ready()
     if why_not is not None:
         pytest.skip(f"docker cannot run here: {why_not}")
+
+
+@pytest.fixture(scope="module")
+def compose_plugin(docker):
+    """`docker compose` (Compose v2 as Docker's plugin), which the README's lines call."""
+    done = run(["docker", "compose", "version"], 30, check=False)
+    if done.returncode != 0:
+        pytest.fail("`docker compose` is no docker command here (bash scripts/docker_setup.sh "
+                    f"links Compose v2 in): {done.stderr.strip()}")
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +119,70 @@ def test_a_client_without_the_secret_cannot_register(image):
                     "'http://localhost:8080/json/', timeout=5)); "
                     "print(len(s['activeapps']) + len(s['completedapps']))"], 60)
         assert apps.stdout.strip() == "0"
+
+
+def round_numbers(log: str, rounds: int) -> list[int]:
+    """The round of each per-round progress line in a log ("round 3/8, loss ...")."""
+    return [int(n) for n in re.findall(rf"\bround (\d+)/{rounds}, loss ", log)]
+
+
+def the_readme_quickstart() -> list[str]:
+    """docker/README.md's first block, its `docker build` line replaced by the README's
+    own offline one (no registry here: it builds on the base that the README's
+    debootstrap and `docker import` lines make, as the image fixture does)."""
+    quickstart = readme_blocks()[0]
+    offline = readme_line("docker build --build-arg BASE_IMAGE=")
+    plain = shlex.split(quickstart[0], comments=True)
+    assert plain[:2] == ["docker", "build"], quickstart
+    assert shlex.split(offline) == [*plain[:2], "--build-arg",
+                                    f"BASE_IMAGE={docker_cluster.BASE_IMAGE}", *plain[2:]]
+    assert readme_line("tar -C rootfs").endswith(f"docker import - {docker_cluster.BASE_IMAGE}")
+    return [offline, *quickstart[1:]]
+
+
+def test_the_readme_commands_run_as_written(image, compose_plugin, tmp_path):
+    rounds = 10
+    lines = the_readme_quickstart()
+    assert lines[-1].startswith("docker compose up driver"), lines
+    project = f"sparknet-doc-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("WORKERS", "WORKER_CONTAINERS", "PYSPARKNET_IMAGE")}
+    # The README's settings (its table): fewer rounds, no host port, a project of its own.
+    env.update(COMPOSE_PROJECT_NAME=project, MASTER_UI_PORT="0", TAU="50",
+               ROUNDS=str(rounds), VALIDATE_EVERY="5", CHECKPOINT_EVERY="5")
+    try:
+        with docker_cluster.host_certificates():
+            done = run_script(lines, 3000, cwd=docker_cluster.ROOT, env=env)
+        assert done.returncode == 0, done.stdout[-5000:]
+        driver = f"{project}-driver-1"
+        state = run(["docker", "inspect", "-f", "{{.State.ExitCode}}", driver], 30)
+        assert state.stdout.strip() == "0", done.stdout[-5000:]  # compose exits 0 regardless
+        assert round_numbers(done.stdout, rounds) == list(range(1, rounds + 1)), \
+            done.stdout[-5000:]
+        assert accuracy_in(done.stdout) >= 0.70  # trained: an untrained net scores 0.10
+        run(["docker", "cp", f"{driver}:/out/metrics.jsonl", tmp_path], 60)
+        history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+        assert [h["round"] for h in history] == list(range(1, rounds + 1))
+        assert len({h["run"] for h in history}) == 1
+    finally:  # the README's own tear-down line, after a failure too
+        run_script(["cd docker", readme_line("docker compose down -v")], 300,
+                   cwd=docker_cluster.ROOT, env=env)
+
+
+def test_the_driver_log_shows_a_line_per_round_while_it_trains(image, compose_plugin):
+    rounds = 6
+    follow = readme_line("docker compose logs -f driver")
+    with Cluster(workers=2, rounds=rounds, validate_every=3, checkpoint_every=3) as cluster:
+        cluster.start_driver()
+        seen, running = [], []
+        with docker_cluster.following(follow, 1200, cwd=docker_cluster.ROOT / "docker",
+                                      env=cluster.env) as lines:
+            for line in lines:  # ends when the driver does (logs -f follows it to its end)
+                seen += round_numbers(line, rounds)
+                if len(seen) == 1:  # the first round's line: the job must still be going
+                    running.append(run(["docker", "inspect", "-f", "{{.State.Running}}",
+                                        cluster.container("driver")], 30).stdout.strip())
+        code, log = cluster.wait_driver(60)
+        assert code == 0, log[-5000:]
+        assert seen == list(range(1, rounds + 1)), log[-5000:]
+        assert running == ["true"], "the first round's line came only once the driver ended"
