@@ -31,11 +31,11 @@ class RingRounds:
 
     def __init__(self, links):
         self.links = links
-        self.rounds_sent = 0
+        self.started = False  # the stage's first round, which carries the weights, went out
         self.ahead: Optional[int] = None  # a round whose header went out before round()
         self.ended = False  # END sent: the workers' tasks end once their chunks are in
         self.deadline_s = TRANSFER_S  # the last round's, for draining a round sent ahead
-        self.began = 0.0  # when the header of the round sent ahead went out (perf_counter)
+        self.began = 0.0  # when the round sent ahead began: its first header (perf_counter)
 
     def round(self, round_no: int, tau: int, start: np.ndarray, deadline: Deadline,
               wire, next_tau: Optional[int]):
@@ -44,10 +44,9 @@ class RingRounds:
         RoundStats). next_tau: the stage's next round, whose header goes out as each
         worker's stats arrive (None: END, the stage's last round)."""
         self.deadline_s = deadline.seconds
-        first = self.ahead != round_no and self.rounds_sent == 0
+        first, self.started = not self.started, True
         header = None if self.ahead == round_no else round_header(
             ROUND, round_no, tau, start.nbytes if first else 0)
-        self.rounds_sent += 1
         compressed = wire != np.float32
         total = np.empty(start.size + (0 if compressed else 1), np.float32)
         bounds = chunk_bounds(total.size, self.links.partitions)
@@ -60,15 +59,15 @@ class RingRounds:
             stats, nbytes = self._stats(part, deadline)
             stats.began, stats.reported = began, time.perf_counter()  # the round's record
             self.links.send(part, after)  # the worker's chunk follows it
-            self.began = self.began or time.perf_counter()
             chunk = total[slice(*bounds[stats.chunk])]
             into = np.empty(chunk.size, wire) if compressed else chunk
             self.links.weights_into(part, self.links.conn(part), deadline, into, nbytes)
             chunk[:] = into
             return stats
         self.ahead, self.ended = (round_no + 1, False) if next_tau else (None, True)
-        self.began = 0.0  # set when the first header ahead goes out
         stats = self._all_of(exchange)
+        # the next round's header went out to each worker as its stats came in
+        self.began = min(s.reported for s in stats) if next_tau else 0.0
         if sorted(s.chunk for s in stats) != list(range(self.links.partitions)):
             raise LinkBroken(-1, f"the ring's chunks were {[s.chunk for s in stats]}")
         if not compressed:

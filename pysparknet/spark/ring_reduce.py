@@ -138,18 +138,16 @@ class RingReduce:
             land(start, end, values)
 
     def _receive(self, target: np.ndarray, add: bool) -> None:
-        """A chunk from the left into target: added to it, or written over it."""
-        if not add and self.wire is None:
+        """A chunk from the left into target: added to it a piece at a time (in the
+        wire's type), or written over it (float32's all-gather; a 16-bit one forwards)."""
+        if not add:
             recv_exactly(self.links.left, byte_view(target))
             return
         for start in range(0, target.size, PIECE):
             part = target[start:start + PIECE]
             piece = self._piece[:part.size]
             recv_exactly(self.links.left, byte_view(piece))
-            if add:
-                np.add(part, piece, out=part)  # float32 + (float32 or a 16-bit wire)
-            else:
-                part[:] = piece
+            np.add(part, piece, out=part)  # float32 + (float32 or a 16-bit wire)
 
     def close(self) -> None:
         self._sender.shutdown(wait=False)
