@@ -4,8 +4,9 @@ Predictor (Net forward passes) at the same batch size, measured in the same run.
 The baseline runs inside an executor (one core, the executors' OpenBLAS threads);
 the transform is timed from the action's start (the job, the broadcast, Arrow
 batches, decoding the column, the forward passes). Each image column kind is
-also passed through a pandas UDF that does nothing: Spark's own cost of handing
-that column to Python, which bounds any scoring UDF. Variants run interleaved
+also passed through an Arrow UDF that does nothing (the column as the transform
+hands it over: arrays cast to float32 in the JVM): Spark's own cost of handing
+that column to Python and a struct back, which bounds any scoring UDF. Variants run interleaved
 (baseline, then each input's transform and pass-through, `--repeats` times).
 Timed once beforehand: the session's first pass-through (it starts the
 executors' Python workers), then the first transform (it builds their nets);
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa  # at module level: the UDF's type hints name it
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_io import interleave, record, summarize  # noqa: E402
@@ -68,14 +70,23 @@ def cached_frame(spark, images: np.ndarray, kind: str, partitions: int):
     return frame
 
 
-def pass_through(frame):
-    """The column handed to Python and back, nothing done there."""
-    from pyspark.sql.functions import pandas_udf
+def pass_through(frame, kind: str):
+    """The column handed to Python as the transform hands it (arrays cast to
+    float32 in the JVM), and a result as wide as the scores back, nothing done."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import arrow_udf
 
-    @pandas_udf("double")
-    def nothing(column: pd.Series) -> pd.Series:
-        return pd.Series(np.zeros(len(column)))
-    return frame.select(nothing("image"))
+    from pysparknet.ml.scoring import result_schema
+
+    @arrow_udf(result_schema(0))  # LeNet's 10 classes
+    def nothing(column: pa.Array) -> pa.Array:
+        n = len(column)
+        probability = pa.ListArray.from_arrays(
+            pa.array(np.arange(n + 1, dtype=np.int32) * 10), pa.array(np.zeros(n * 10)))
+        return pa.StructArray.from_arrays([pa.array(np.zeros(n)), probability],
+                                          names=["prediction", "probability"])
+    image = F.col("image").cast("array<float>") if kind == "array" else F.col("image")
+    return frame.select(nothing(image).prediction)
 
 
 def images_per_s(n: int, scored) -> float:
@@ -92,7 +103,8 @@ def variants(spark, model, frames: dict, images: np.ndarray, args) -> dict:
         scorer = model.copy({model.imageShape: [1, 28, 28]}) if kind == "raw" else model
         runs[f"transform {kind}"] = \
             lambda s=scorer, f=frame: images_per_s(n, s.transform(f).select("prediction"))
-        runs[f"pass-through {kind}"] = lambda f=frame: images_per_s(n, pass_through(f))
+        runs[f"pass-through {kind}"] = \
+            lambda f=frame, c=kind: images_per_s(n, pass_through(f, c))
     return runs
 
 
@@ -132,7 +144,8 @@ def main() -> None:
     model = SparkNetModel(weights, netPrototxt=to_text(zoo.lenet()), featuresCol="image",
                           batchSize=args.batch)
     frames = {kind: cached_frame(spark, images, kind, k) for kind in kinds}
-    starting = images_per_s(len(images), pass_through(frames[kinds[0]]))  # Python workers
+    # The session's first Python action: it starts the Python workers.
+    starting = images_per_s(len(images), pass_through(frames[kinds[0]], kinds[0]))
     first = images_per_s(len(images), model.transform(frames[kinds[0]]).select("prediction"))
     samples = interleave(variants(spark, model, frames, images, args), args.repeats)
     # A new model in warm workers: what building its nets costs, apart from the session's

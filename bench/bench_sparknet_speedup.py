@@ -1,8 +1,8 @@
-"""Time to a test accuracy: SparkNet with K=2 workers vs. one Net on both cores.
+"""Time to a test accuracy: SparkNet with K workers (2 by default) vs. one Net on both cores.
 
 Baseline, in the same run: one `Net` (OpenBLAS with both cores) trains Caffe's
 LeNet on Fashion-MNIST, tested on all 10,000 test images every --test-every
-iterations. SparkNet: K=2 workers on local-cluster[2,1,2048] (one core each),
+iterations. SparkNet: K=--workers workers on local-cluster[K,1,2048] (one core each),
 --tau iterations per round, validated on the driver every --test-every
 iterations per worker. Each side has its own learning rate and minibatch (each
 at its best in bench/sweep_lr_tau.py; BENCHMARKS.md): by default the single
@@ -11,7 +11,11 @@ Only training wall-clock counts on both sides (testing is left out of both
 clocks); the time to the target is the clock at the first test at or above it.
 
 Raw output: bench/results/<date>-<machine>/sparknet_speedup.json (plain), or
-sparknet_speedup_<outer>.json with --outer.
+sparknet_speedup_<outer>.json with --outer; _k<K> added for --workers other than 2.
+
+--workers 4 on 2 cores shares each core between two workers, so its clocks say
+little; its point is sample efficiency: the images each side needs to the target
+(set --sparknet-batch 16 to keep SparkNet's global batch at the one Net's 64).
 
 Both runs are seeded, so every repeat of a seed reaches the target at the same
 iteration; repeats (alternating baseline and SparkNet) only measure the clock,
@@ -77,11 +81,11 @@ def baseline(target, test_every, max_iterations, base_lr, batch, seed=1) -> Run:
 
 
 def sparknet(target, tau, validate_every, max_rounds, base_lr, batch, outer=None,
-             solver_state="local", seed=1) -> Run:
-    spark = local_spark("local-cluster[2,1,2048]")
+             solver_state="local", seed=1, workers=2) -> Run:
+    spark = local_spark(f"local-cluster[{workers},1,2048]")
     try:
         trainer = SparkNetTrainer(spark, zoo.lenet(batch_size=batch), solver(base_lr),
-                                  num_workers=2, tau=tau, seed=seed,
+                                  num_workers=workers, tau=tau, seed=seed,
                                   outer=outer or OuterOptimizer(), solver_state=solver_state)
         history = trainer.fit(fashion_mnist("train"), fashion_mnist("test"), rounds=max_rounds,
                               validate_every=validate_every, progress=False,
@@ -105,7 +109,9 @@ def sparknet(target, tau, validate_every, max_rounds, base_lr, batch, outer=None
                1e3 * compute / iterations, 1e3 * sync / iterations)
 
 
-SIDES = ("one Net", "SparkNet K=2")  # the keys of one_seed's result, in table order
+def sides(workers: int) -> tuple:
+    """The keys of one_seed's result, in table order."""
+    return ("one Net", f"SparkNet K={workers}")
 
 
 def median_seconds(runs):
@@ -125,6 +131,7 @@ def arguments():
     parser.add_argument("--test-every", type=int, default=200,
                         help="iterations (per worker for SparkNet) between tests")
     parser.add_argument("--max-iterations", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2, help="SparkNet's K")
     parser.add_argument("--seeds", default="1", help="comma-separated seeds, each in turn")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs of each side per seed, alternating")
@@ -133,6 +140,8 @@ def arguments():
     parser.add_argument("--outer-lr", type=float, default=None)
     parser.add_argument("--solver-state", default="local", choices=["local", "reset", "average"])
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.test_every % args.tau:
         parser.error("--test-every must be a multiple of --tau")
     try:
@@ -151,9 +160,10 @@ def one_seed(args, outer, seed: int) -> dict:
                               args.base_lr, args.batch, seed))
         sparks.append(sparknet(args.target, args.tau, args.test_every // args.tau,
                                args.max_iterations // args.tau, args.sparknet_base_lr,
-                               args.sparknet_batch, outer, args.solver_state, seed))
+                               args.sparknet_batch, outer, args.solver_state, seed,
+                               args.workers))
     base_s, spark_s = median_seconds(bases), median_seconds(sparks)
-    return {"seed": seed, "one Net": bases, "SparkNet K=2": sparks,
+    return {"seed": seed, "one Net": bases, sides(args.workers)[1]: sparks,
             "speedup": base_s / spark_s if base_s and spark_s else None}
 
 
@@ -161,7 +171,7 @@ def print_seed(result: dict, args) -> None:
     print("| seed | run | reached at (iterations per worker) | accuracy | training s, each "
           "repeat | median s | ms / iteration (compute + sync) | speedup |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
-    for name in SIDES:
+    for name in sides(args.workers):
         runs = result[name]
         run, median = runs[0], median_seconds(runs)
         speedup = 1.0 if name == "one Net" else result["speedup"]
@@ -170,9 +180,10 @@ def print_seed(result: dict, args) -> None:
         print(f"| {result['seed']} | {name} | {run.iterations} | {run.accuracy:.4f} | {each} | "
               f"{'-' if median is None else f'{median:.1f}'} | {cost} | "
               f"{'-' if speedup is None else f'{speedup:.2f}'} |")
-    base, spark = result["one Net"][0], result["SparkNet K=2"][0]
+    base, spark = result["one Net"][0], result[sides(args.workers)[1]][0]
     print(f"images to the target: one Net {base.iterations * args.batch}, SparkNet "
-          f"{2 * spark.iterations * args.sparknet_batch} (both workers)\n", flush=True)
+          f"{args.workers * spark.iterations * args.sparknet_batch} (all workers)\n",
+          flush=True)
 
 
 def main() -> None:
@@ -188,11 +199,12 @@ def main() -> None:
         results.append(one_seed(args, outer, seed))
         print_seed(results[-1], args)
     # one stored record per outer optimizer: plain's and the others' tables side by side
-    record("sparknet_speedup" + ("" if outer.kind == "plain" else f"_{outer.kind}"),
-           repeats={f"{side} seed {r['seed']}": [run.seconds for run in r[side]]
-                    for r in results for side in SIDES},
+    name = "sparknet_speedup" + ("" if outer.kind == "plain" else f"_{outer.kind}") + \
+        ("" if args.workers == 2 else f"_k{args.workers}")
+    record(name, repeats={f"{side} seed {r['seed']}": [run.seconds for run in r[side]]
+                          for r in results for side in sides(args.workers)},
            rows=[{"side": side, "seed": r["seed"], **vars(run)} for r in results
-                 for side in SIDES for run in r[side]],
+                 for side in sides(args.workers) for run in r[side]],
            extra={**vars(args), "outer": outer.config(),
                   "speedups": {str(r["seed"]): r["speedup"] for r in results}})
 

@@ -407,20 +407,26 @@ def sparknet_speedup_bmuf():
     return _speedup_table("sparknet_speedup_bmuf")
 
 
+@table
+def sparknet_speedup_k4():
+    return _speedup_table("sparknet_speedup_k4")
+
+
 def _speedup_table(name: str):
     data, src = stored(name)
     e, rows_ = data["extra"], data["rows"]
+    k = e.get("workers", 2)
     lines = header("seed", "one Net: iterations, s median (min-max)",
-                   "SparkNet K=2: iterations a worker, s median (min-max)",
+                   f"SparkNet K={k}: iterations a worker, s median (min-max)",
                    "speedup (median / median)", "images to the target, SparkNet / one Net")
     speedups = []
     for seed in e["seeds"]:
         base = [r for r in rows_ if r["seed"] == seed and r["side"] == "one Net"]
-        spark = [r for r in rows_ if r["seed"] == seed and r["side"] == "SparkNet K=2"]
+        spark = [r for r in rows_ if r["seed"] == seed and r["side"] == f"SparkNet K={k}"]
         base_s, spark_s = [r["seconds"] for r in base], [r["seconds"] for r in spark]
         speedup = _speedup(base_s, spark_s)
         speedups += [] if speedup is None else [speedup]
-        images = (2 * spark[0]["iterations"] * e["sparknet_batch"]) / \
+        images = (k * spark[0]["iterations"] * e["sparknet_batch"]) / \
             (base[0]["iterations"] * e["batch"])
         lines.append(row(seed, f"{base[0]['iterations']}, " + _seconds(base_s),
                          f"{spark[0]['iterations']}, " + _seconds(spark_s),
@@ -432,7 +438,7 @@ def _speedup_table(name: str):
     return lines, src + [f"Target {e['target']:.1%} on all 10,000 test images, tested every "
                          f"{e['test_every']} iterations (tests off the clock); one Net: "
                          f"base_lr {e['base_lr']}, batch {e['batch']}, both cores; SparkNet: "
-                         f"local-cluster[2,1,2048], base_lr {e['sparknet_base_lr']}, batch "
+                         f"local-cluster[{k},1,2048], base_lr {e['sparknet_base_lr']}, batch "
                          f"{e['sparknet_batch']} a worker, tau {e['tau']}, outer {_outer(e['outer'])}, "
                          f"solver history {e['solver_state']}; {e['repeats']} repeats a "
                          "seed, the sides alternating."]

@@ -13,7 +13,7 @@ import pytest
 from pysparknet.errors import TransportError
 from pysparknet.spark.exchange_tls import RingKeys
 from pysparknet.spark.ring_links import RING_HELLO, RING_MAGIC, RingLinks
-from pysparknet.spark.ring_reduce import WIRE_DTYPES, RingReduce, chunk_bounds, owned_chunk
+from pysparknet.spark.ring_reduce import RingReduce, chunk_bounds, owned_chunk, wire_dtype
 from pysparknet.spark.sockets import Deadline
 
 
@@ -91,14 +91,14 @@ def test_a_16_bit_wire_sums_in_float32_and_every_rank_agrees(wire):
     exact = np.sum(np.stack(updates), axis=0, dtype=np.float64)
     rings = form_ring(size, keys, secret)
     vectors = [u.copy() for u in updates]
-    owned = allreduce(rings, vectors, WIRE_DTYPES[wire])
+    owned = allreduce(rings, vectors, wire_dtype(wire))
     for ring in rings:
         ring.close()
     for vector in vectors[1:]:
         assert np.array_equal(vector, vectors[0])
     whole = np.empty_like(vectors[0])
     for rank, chunk in enumerate(owned):
-        assert chunk.dtype == WIRE_DTYPES[wire]  # half the bytes to the driver too
+        assert chunk.dtype == wire_dtype(wire)  # half the bytes to the driver too
         start, end = chunk_bounds(whole.size, size)[owned_chunk(rank, size)]
         whole[start:end] = chunk
     assert np.array_equal(whole, vectors[0])

@@ -9,7 +9,7 @@ import pytest
 
 from pysparknet import NetArgumentError, zoo
 from pysparknet.spark import SparkNetTrainer, local_spark
-from pysparknet.spark.solvers import device_for_task
+from pysparknet.spark.task_resources import device_for_task
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,18 @@
-"""Scoring on the executors: a scalar-iterator pandas UDF over the image column.
+"""Scoring on the executors: a scalar-iterator Arrow UDF over the image column.
 
 Each Python worker builds the model's Predictor once (predict.cached_predictor,
 keyed by the model) from a broadcast of the net and weights, which Spark ships
-once per executor, and reuses it for every Arrow batch and task after. The
-UDF's struct result becomes the prediction, probability (a vector) and top-k
-columns; the DataFrame's other columns never leave the JVM.
+once per executor, and reuses it for every Arrow batch and task after. A batch
+of well-formed arrays or raw pixels is read straight from Arrow's buffers (no
+Python object a row); the struct result (prediction, probability, top-k) is
+built from whole NumPy arrays the same way. The DataFrame's other columns never
+leave the JVM. This module imports no pyspark.ml: a Python worker that scores
+pays only for the net's own imports.
 """
 from typing import Iterator, Optional
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import types as T
 
 from .. import predict
@@ -37,6 +40,36 @@ def record_shape(net_text: str) -> tuple:
     raise DataError("the net has no Input layer to score from")
 
 
+def _regular_values(column: pa.Array, row_size: int) -> Optional[np.ndarray]:
+    """A list or binary column's values as one flat array (no copy) when no row is
+    null and every row holds row_size values; None otherwise (the row path names
+    the row)."""
+    if column.null_count:
+        return None
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        wide = pa.types.is_large_binary(column.type)
+        _, offset_buffer, data_buffer = column.buffers()
+        offsets = np.frombuffer(offset_buffer, np.int64 if wide else np.int32)
+        offsets = offsets[column.offset:column.offset + len(column) + 1]
+        values = np.frombuffer(data_buffer, np.uint8) if data_buffer else np.empty(0, np.uint8)
+    else:
+        offsets = column.offsets.to_numpy()
+        values = None
+    if np.any(np.diff(offsets) != row_size):
+        return None
+    if values is None:  # a list column: flatten() honours the batch's slice
+        return column.flatten().to_numpy(zero_copy_only=False)
+    return values[offsets[0]:offsets[-1]]
+
+
+def _list_column(rows: np.ndarray, null: np.ndarray, arrow_type) -> pa.Array:
+    """(n, width) values as an Arrow list column, null where `null` is set."""
+    n, width = rows.shape
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * width)
+    return pa.ListArray.from_arrays(offsets, pa.array(rows.ravel(), arrow_type),
+                                    mask=pa.array(null) if null.any() else None)
+
+
 class Scoring:
     """What a task needs to score: pickled with the UDF, the weights by broadcast."""
 
@@ -50,7 +83,7 @@ class Scoring:
 
     def predictor(self) -> predict.Predictor:
         def build():
-            from ..spark.solvers import device_for_task, task_threads
+            from ..spark.task_resources import device_for_task, task_threads
 
             net_text, weights = self.broadcast.value
             return predict.Predictor(net_text, weights, self.batch_size,
@@ -68,30 +101,29 @@ class Scoring:
                             f"{tuple(image.shape)}; the net takes {tuple(self.shape)}")
         return image.reshape(fitted)
 
-    def stacked(self, values: list) -> Optional[np.ndarray]:
-        """All rows as one (N, C, H, W) array when every one is a well-formed array or
-        raw pixels (one conversion, not one a row); None sends the batch row by row."""
-        if self.array_shape is None or not values:  # encoded images, Spark's struct
+    def stacked(self, column: pa.Array) -> Optional[np.ndarray]:
+        """All rows as one (N, C, H, W) float32 or uint8 array, read from the batch's
+        buffers, when every row is a well-formed array or raw pixels; None sends the
+        batch row by row (encoded images, Spark's struct, a null or misshapen row)."""
+        if self.array_shape is None or not len(column):
             return None
         fitted = fit_record_shape(tuple(self.array_shape), self.shape)
-        try:
-            if self.kind == "binary":
-                pixels = np.frombuffer(b"".join(values), np.uint8)
-            else:
-                pixels = np.stack(values).astype(np.float32, copy=False)
-        except (TypeError, ValueError):  # a null, or rows of different lengths
+        if fitted is None:
             return None
-        if fitted is None or pixels.size != len(values) * int(np.prod(self.array_shape)):
+        pixels = _regular_values(column, int(np.prod(self.array_shape)))
+        if pixels is None:
             return None
-        return pixels.reshape(len(values), *fitted)
+        if self.kind == "array":
+            pixels = pixels.astype(np.float32, copy=False)
+        return pixels.reshape(len(column), *fitted)
 
-    def batch(self, predictor, values: list, part: int, first: int) -> pd.DataFrame:
-        whole = self.stacked(values)
+    def batch(self, predictor, column: pa.Array, part: int, first: int) -> pa.StructArray:
+        whole = self.stacked(column)
         if whole is not None:
-            return self.frame(predictor.predict(whole, self.top_k), len(values),
-                              list(range(len(values))))
+            return self.result(predictor.predict(whole, self.top_k), len(column),
+                               np.arange(len(column)))
         images, good = [], []
-        for i, value in enumerate(values):
+        for i, value in enumerate(column.to_pylist()):
             try:
                 images.append(self.image(value, f"partition {part}, row {first + i}"))
                 good.append(i)
@@ -99,49 +131,41 @@ class Scoring:
                 if self.on_bad_record == "error":
                     raise
         out = predictor.predict(np.stack(images), self.top_k) if images else None
-        return self.frame(out, len(values), good)
+        return self.result(out, len(column), np.array(good, dtype=np.int64))
 
-    def frame(self, out, n: int, good: list) -> pd.DataFrame:
-        """The UDF's result for n rows, of which `good` were scored (as `out`)."""
-        prediction = np.full(n, np.nan)
-        probability: list = [None] * n
-        top: list = [None] * n
+    def result(self, out, n: int, good: np.ndarray) -> pa.StructArray:
+        """The UDF's struct for n rows, of which `good` were scored (as `out`); the
+        others (bad records) are null in every field."""
+        null = np.ones(n, bool)
+        null[good] = False
+        prediction = np.zeros(n)
+        classes = out.probabilities.shape[1] if out is not None else 0
+        probability = np.zeros((n, classes))
+        top = np.zeros((n, self.top_k), np.int32)
         if out is not None:
             prediction[good] = out.predictions
-            rows = list(out.probabilities.astype(np.float64))
-            top_rows = list(out.top_k.astype(np.int32)) if self.top_k else None
-            if len(good) == n:
-                probability, top = rows, (top_rows or top)
-            else:
-                for j, i in enumerate(good):
-                    probability[i] = rows[j]
-                    if self.top_k:
-                        top[i] = top_rows[j]
-        prediction = pd.array(prediction, dtype="Float64")  # NaN -> null
-        columns = {"prediction": prediction, "probability": probability}
+            probability[good] = out.probabilities
+            if self.top_k:
+                top[good] = out.top_k
+        fields = {"prediction": pa.array(prediction, pa.float64(),
+                                         mask=null if null.any() else None),
+                  "probability": _list_column(probability, null, pa.float64())}
         if self.top_k:
-            columns["top_k"] = top
-        return pd.DataFrame(columns)
-
-
-def _values(batch) -> list:
-    if isinstance(batch, pd.DataFrame):  # a struct column (Spark's image)
-        return batch.to_dict("records")
-    return batch.tolist()
+            fields["top_k"] = _list_column(top, null, pa.int32())
+        return pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
 
 
 def score_udf(scoring: Scoring):
-    """The pandas UDF that scores `scoring.column`'s images."""
+    """The Arrow UDF that scores `scoring.column`'s images."""
     from pyspark import TaskContext
-    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.functions import arrow_udf
 
-    def score(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+    def score(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
         predictor = scoring.predictor()
         context = TaskContext.get()
         part, row = (context.partitionId() if context else 0), 0
-        for batch in batches:
-            values = _values(batch)
-            yield scoring.batch(predictor, values, part, row)
-            row += len(values)
+        for column in batches:
+            yield scoring.batch(predictor, column, part, row)
+            row += len(column)
 
-    return pandas_udf(score, result_schema(scoring.top_k))
+    return arrow_udf(score, result_schema(scoring.top_k))  # iterator hints: SCALAR_ITER

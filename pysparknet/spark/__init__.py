@@ -1,8 +1,24 @@
 """SparkNet on Spark: persistent executor solvers, broadcast, tau local steps, mean."""
-from ..errors import TrainingDivergedError
-from .options import Exchange, Faults, Stragglers
-from .session import local_spark
-from .trainer import FitResult, SparkNetTrainer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the docs and type checkers see; imported lazily below
+    from ..errors import TrainingDivergedError
+    from .options import Exchange, Faults, Stragglers
+    from .session import local_spark
+    from .trainer import FitResult, SparkNetTrainer
 
 __all__ = ["SparkNetTrainer", "FitResult", "TrainingDivergedError", "local_spark",
            "Exchange", "Stragglers", "Faults"]
+
+# Where each public name lives. An executor imports only the modules its task
+# runs (scoring, a worker's rounds), not the driver's trainer (~0.1 s a worker).
+_HOMES = {"SparkNetTrainer": ".trainer", "FitResult": ".trainer",
+          "TrainingDivergedError": "..errors", "local_spark": ".session",
+          "Exchange": ".options", "Stragglers": ".options", "Faults": ".options"}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'pysparknet.spark' has no attribute {name!r}")
+    from importlib import import_module
+    return getattr(import_module(_HOMES[name], __name__), name)

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import RoundTimeoutError
 from .link_protocol import (DROPPED, END, ERROR, FRAME_HEADER, NEEDS_DATA, PEERS, RESULT,
                             ROUND, STOP, LinkBroken, RoundStats, round_header, worker_error)
-from .ring_reduce import WIRE_DTYPES
+from .ring_reduce import wire_dtype
 from .sockets import Deadline, byte_view, hang_up, readable, recv_exactly, recv_struct
 from .transport import TRANSFER_S
 
@@ -238,7 +238,7 @@ class DriverLinks:
         chunk type; next_tau: the ring's next round in this stage (ring_driver_end.py)."""
         if self.ring:
             try:
-                return self._ring.round(round_no, tau, weights, deadline, WIRE_DTYPES[wire],
+                return self._ring.round(round_no, tau, weights, deadline, wire_dtype(wire),
                                         next_tau)
             except BaseException:
                 self.abort("a worker's result failed")  # wakes every reader

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import ml_dtypes
 import numpy as np
 
 from .sockets import byte_view, recv_exactly
 
 PIECE = 1 << 20  # floats received (and added) at a time
-WIRE_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
-               "float16": np.dtype(np.float16)}
+
+
+def wire_dtype(name: str) -> np.dtype:
+    """The numpy dtype of an exchange dtype's name. ml_dtypes (bfloat16) is imported
+    only when asked for: its import costs about half a second a process."""
+    if name == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype({"float32": np.float32, "float16": np.float16}[name])
 
 
 def chunk_bounds(size: int, parts: int) -> list:

@@ -54,7 +54,7 @@ def _base_settings() -> dict:
         "spark.ui.showConsoleProgress": "false",
         "spark.python.worker.reuse": "true",
         # Other native work in an executor stays on one thread; a solver takes its
-        # task's cores (spark.task.cpus: solvers.task_threads).
+        # task's cores (spark.task.cpus: task_resources.task_threads).
         "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
         "spark.executorEnv.OMP_NUM_THREADS": "1",
     }

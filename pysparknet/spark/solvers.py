@@ -14,13 +14,11 @@ from typing import Optional
 
 import numpy as np
 
-from pyspark import TaskContext
-
 from ..data.partitions import drain
-from ..errors import NetArgumentError
 from ..net import Net
 from ..proto import caffe_pb2
 from .stream_buffer import BatchShare, buffered, release_buffers
+from .task_resources import device_for_task, task_threads
 
 
 @dataclass(frozen=True)
@@ -70,28 +68,6 @@ STREAMED = -1  # the key's index of a streamed fit's solver: one per worker proc
 # Solvers of other runs idle this long are taken for abandoned (a driver that died
 # before releasing them); live concurrent fits on one SparkSession keep theirs.
 ABANDONED_S = 900.0
-
-
-def device_for_task(device: str, on_unassigned_gpu: str = "warn") -> str:
-    """'gpu' means the GPU Spark assigned to this task; with none assigned, gpu:0
-    (the driver warned at the start of the fit) or an error."""
-    if device != "gpu":
-        return device
-    context = TaskContext.get()
-    gpus = context.resources().get("gpu") if context else None
-    if gpus and gpus.addresses:
-        return f"gpu:{gpus.addresses[0]}"
-    if on_unassigned_gpu == "error":
-        raise NetArgumentError("device='gpu', but Spark assigned no GPU to this task: set "
-                               "spark.task.resource.gpu.amount (and the executors' GPU "
-                               "resources), or pass device='gpu:N'")
-    return "gpu:0"
-
-
-def task_threads() -> int:
-    """The cores Spark gave this task (spark.task.cpus): the solver's threads."""
-    context = TaskContext.get()
-    return max(1, context.cpus()) if context else 1
 
 
 def solver_for(spec: NetSpec, index: int, data, round_no: int,

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import TransportError
 from .link_worker_end import WorkerLink
 from .ring_links import RingLinks
-from .ring_reduce import WIRE_DTYPES, RingReduce, owned_chunk
+from .ring_reduce import RingReduce, owned_chunk, wire_dtype
 from .round_training import train_round
 from .sockets import Deadline
 from .solvers import Solver
@@ -40,7 +40,7 @@ def serve_ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool) -> tuple[
         if peers is None:
             return "stage over", 0
         ring.join(peers, Deadline(ticket.deadline_s or RING_FORM_S))
-        reduce = RingReduce(ring, solver.index, len(peers), wire_dtype(solver.spec))
+        reduce = RingReduce(ring, solver.index, len(peers), wire_dtype(solver.spec.exchange_dtype))
         payer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparknet-pay")
         try:
             return _ring_rounds(link, solver, rebuilt, reduce, payer)
@@ -130,8 +130,3 @@ def _gather_mean(reduce: RingReduce, summed: np.ndarray, start, flat: np.ndarray
         np.add(start[lo:hi], values, out=start[lo:hi])  # kept: the next round's start
         flat[lo:hi] = start[lo:hi]
     reduce.all_gather(summed, land)
-
-
-def wire_dtype(spec):
-    """The numpy dtype the ring's chunks travel in (exchange dtype)."""
-    return WIRE_DTYPES[spec.exchange_dtype]
