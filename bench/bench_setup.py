@@ -14,7 +14,7 @@ Caffe install in it.
 
 --wheel also times `bash scripts/build_wheel.sh` in the clone and records the
 vendored wheel's size (its OpenCV and Caffe caches are reused where this
-machine has them; the record says whether). --image records the size of a
+machine has them; the record says which were). --image records the size of a
 docker image already built (scripts/test_docker.sh builds it) when dockerd
 answers. Raw output: bench/results/<date>-<machine>/setup.json (results_io).
 """
@@ -78,7 +78,9 @@ def one_setup(work: Path) -> dict:
 
 def wheel_build(clone: Path, log: Path) -> dict:
     """scripts/build_wheel.sh in the clone: its seconds and the wheel's size."""
+    # build_wheel.sh keeps the wheel's own Caffe build inside the OpenCV cache folder
     reused = sorted(p.name for p in cache_root().glob("opencv-*"))
+    caffe_reused = sorted(p.name for p in cache_root().glob("opencv-*/caffe/caffe-*"))
     dist = clone / "dist"
     seconds = timed_run(["bash", "scripts/build_wheel.sh", str(dist)], clone,
                         dict(os.environ), log)
@@ -86,7 +88,7 @@ def wheel_build(clone: Path, log: Path) -> dict:
     if not wheels:
         raise RuntimeError(f"build_wheel.sh left no wheel in {dist} (log: {log})")
     return {"seconds": seconds, "wheel": wheels[-1].name, "bytes": wheels[-1].stat().st_size,
-            "opencv_cache_reused": reused}
+            "opencv_cache_reused": reused, "caffe_cache_reused": caffe_reused}
 
 
 def image_size(name: str) -> dict:

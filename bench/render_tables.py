@@ -376,8 +376,14 @@ def setup():
     e, notes = data["extra"], []
     if "wheel" in e:
         w = e["wheel"]
-        reused = "reusing the OpenCV build cached here" if w["opencv_cache_reused"] else \
-            "its minimal OpenCV built too"
+        built = [name for name, key in (("OpenCV", "opencv_cache_reused"),
+                                        ("Caffe", "caffe_cache_reused"))
+                 if key in w and not w[key]]
+        cached = [name for name, key in (("OpenCV", "opencv_cache_reused"),
+                                         ("Caffe", "caffe_cache_reused")) if w.get(key)]
+        reused = "; ".join(part for part in (
+            f"{' and '.join(cached)} builds cached here reused" if cached else "",
+            f"{' and '.join(built)} built too" if built else "") if part)
         notes.append(f"Vendored wheel (`bash scripts/build_wheel.sh`, {reused}): "
                      f"{w['seconds']:.0f} s, {w['wheel']} {w['bytes'] / 1e6:.1f} MB.")
     if "image" in e:
