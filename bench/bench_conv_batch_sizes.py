@@ -1,7 +1,9 @@
-"""What a batched CPU convolution's chunk size buys one Net on 1 and 2 threads:
-SPARKNET_CONV_BATCH_MB at 0 (per image, upstream's path), 1, 2, 4 and 16 MB, LeNet
-(batch 64) Net.train steps in fresh processes (bench_cpu_threads.py's), interleaved.
-The default (per image on one thread, 16 MB on two or more) comes from this sweep.
+"""What a batched CPU convolution's chunk size buys one Net on 1 and 2 threads (the
+chunked path, SPARKNET_CONV_SPLIT=gemm, as step_ms sets it): SPARKNET_CONV_BATCH_MB
+at 0 (per image, upstream's path), 1, 2, 4 and 16 MB, LeNet (batch 64) Net.train
+steps in fresh processes (bench_cpu_threads.py's), interleaved.
+The chunked path's default (per image on one thread, 16 MB on two or more) comes
+from this sweep.
 
     python bench/bench_conv_batch_sizes.py [--repeats 3] [--nets lenet cifar10_quick]
 """

@@ -1,4 +1,5 @@
-"""What threads buy one Net on the CPU: the batched convolution (patch 0013) and its threads.
+"""What threads buy one Net on the CPU: the convolution's two threaded paths (patches
+0013 and 0014) against upstream's per-image one.
 
 A training step (Net.train: forward, backward, SGD update) of LeNet (batch 64,
 Fashion-MNIST's shape) and CIFAR-10 quick (batch 100), and where asked the zoo's
@@ -7,12 +8,14 @@ fresh processes, interleaved (A B C ..., A B C ..., ...). The variants:
 
   unpatched 1t/2t   the Caffe before patch 0013 (an install of it: --unpatched DIR)
                     on Debian's default OpenBLAS (pthreads): what a Net cost before
-  per-image 1t/2t   this build with SPARKNET_CONV_BATCH_MB=0 (upstream's per-image
-                    convolution), OpenBLAS on OpenMP
-  batched 1t/2t     SPARKNET_CONV_BATCH_MB=16, OpenBLAS on OpenMP (the default is 16
-                    on two or more threads and per-image on one: this bench's
-                    batched 1t row is why)
-  batched 2t, pthreads BLAS   the same on OpenBLAS's pthreads build (OpenMP's idle
+  per-image 1t/2t   this build with SPARKNET_CONV_SPLIT=gemm SPARKNET_CONV_BATCH_MB=0
+                    (upstream's per-image convolution; the default on one thread),
+                    OpenBLAS on OpenMP
+  batched 1t/2t     SPARKNET_CONV_SPLIT=gemm SPARKNET_CONV_BATCH_MB=16: chunks of
+                    images in one GEMM (patch 0013), OpenBLAS on OpenMP
+  images 2t         SPARKNET_CONV_SPLIT=images: each thread its own images, one at a
+                    time (patch 0014; the default on two or more threads)
+  batched 2t, pthreads BLAS   batched on OpenBLAS's pthreads build (OpenMP's idle
                     threads then sleep: pysparknet/_thread_pools.py)
 
 And the ceiling, in the same run: one 1024^3 sgemm on 1 and 2 threads (what a
@@ -87,9 +90,11 @@ def openblas(build: str) -> dict:
 
 
 def step_ms(net: str, iterations: int, threads: int, batch_mb: str = "", site: str = "",
-            blas_env: dict | None = None, library: str = "libopenblas.so.0") -> float:
+            blas_env: dict | None = None, library: str = "libopenblas.so.0",
+            split: str = "gemm") -> float:
     """ms per training step in a fresh process; batch_mb: SPARKNET_CONV_BATCH_MB ("": the
-    default, "0": per image); site: a folder to import pysparknet from; blas_env: the
+    default, "0": per image) and split: SPARKNET_CONV_SPLIT, the convolution's path;
+    site: a folder to import pysparknet from; blas_env: the
     environment that loads the BLAS (default: OpenBLAS's OpenMP build), whose `library`
     the sgemm ceiling calls."""
     env = dict(os.environ, **{f"{lib}_NUM_THREADS": str(threads)
@@ -97,6 +102,7 @@ def step_ms(net: str, iterations: int, threads: int, batch_mb: str = "", site: s
                **(blas_env or openblas("openmp")))
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("SPARKNET_CONV_BATCH_MB", None)
+    env["SPARKNET_CONV_SPLIT"] = split
     if batch_mb:
         env["SPARKNET_CONV_BATCH_MB"] = batch_mb
     if site:
@@ -124,6 +130,7 @@ def variants(net: str, iterations: int, unpatched: str) -> dict:
         if net not in ZOO_NETS:
             runs[f"per-image {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "0")
         runs[f"batched {threads}t"] = lambda t=threads: step_ms(net, iterations, t, "16")
+    runs["images 2t"] = lambda: step_ms(net, iterations, 2, split="images")
     if net not in ZOO_NETS:
         runs["batched 2t, pthreads BLAS"] = lambda: step_ms(
             net, iterations, 2, "16", blas_env=openblas("pthread"))
@@ -153,8 +160,9 @@ def main() -> None:
             print(f"sgemm {BATCH[net]}^3: 2 threads {medians['1t'] / medians['2t']:.2f}x one",
                   flush=True)
         else:
-            print(f"{net}: batched 2t is {medians['batched 1t'] / medians['batched 2t']:.2f}x "
-                  "batched 1t", flush=True)
+            one = medians.get("per-image 1t", medians["batched 1t"])
+            print(f"{net}: images 2t is {one / medians['images 2t']:.2f}x one thread, batched "
+                  f"2t {one / medians['batched 2t']:.2f}x", flush=True)
         rows.append({"net": net, "batch": BATCH[net], "iterations": iterations,
                      "samples": samples})
     record("cpu_threads", rows=rows, extra={"unpatched": bool(args.unpatched)})

@@ -1,7 +1,8 @@
 """Time to 89.5% Fashion-MNIST test accuracy on this machine's cores: one Net, SparkNet
 K=2 and PyTorch, the same LeNet and solver, interleaved.
 
-  Net 2t         one Net, threads=2 (the batched convolution of patch 0013)
+  Net 2t         one Net, threads=2 (its default convolution: each thread its own
+                 images, patch 0014)
   SparkNet K=2   SparkNetTrainer on local-cluster[2,1,2048]: two one-core workers,
                  tau 50, validation every 10 rounds (every 500 iterations a worker)
   PyTorch 2t     torch_lenet_cpu.py under --torch-python (skipped, saying so, without one)

@@ -1,4 +1,6 @@
-"""The CPU convolution batched across images (patch 0013) and a Net's threads.
+"""The CPU convolution on threads: chunks of images in one GEMM (patch 0013), each
+thread its own images (patch 0014, the default on two or more threads), and a
+Net's threads.
 
 Caffe's own convolution tests (scripts/caffe_tests.sh) check the layer's
 gradients; these check that the batched path trains as upstream's per-image
@@ -38,13 +40,19 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top
 SOLVER = 'base_lr: 0.05 momentum: 0.9 lr_policy: "fixed" type: "SGD"'
 
 
-def _odd_weights(monkeypatch, batch_mb: Optional[str], threads: int,
-                 steps: int = 4) -> np.ndarray:
-    """Weights after `steps` steps with SPARKNET_CONV_BATCH_MB=batch_mb (None: unset)."""
-    if batch_mb is None:
-        monkeypatch.delenv("SPARKNET_CONV_BATCH_MB", raising=False)
+def _setting(monkeypatch, name: str, value: Optional[str]) -> None:
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
     else:
-        monkeypatch.setenv("SPARKNET_CONV_BATCH_MB", batch_mb)
+        monkeypatch.setenv(name, value)
+
+
+def _odd_weights(monkeypatch, batch_mb: Optional[str], threads: int, steps: int = 4,
+                 split: Optional[str] = "gemm") -> np.ndarray:
+    """Weights after `steps` steps with SPARKNET_CONV_BATCH_MB=batch_mb and
+    SPARKNET_CONV_SPLIT=split (None: unset)."""
+    _setting(monkeypatch, "SPARKNET_CONV_BATCH_MB", batch_mb)
+    _setting(monkeypatch, "SPARKNET_CONV_SPLIT", split)
     rng = np.random.default_rng(3)
     images = rng.standard_normal((30, 4, 13, 11)).astype(np.float32)
     labels = rng.integers(0, 3, 30).astype(np.float32)
@@ -68,13 +76,23 @@ def test_batched_convolution_trains_as_per_image_does(monkeypatch, threads):
     assert not np.array_equal(upstream, _odd_weights(monkeypatch, "0", threads, steps=1))
 
 
-def test_the_default_chunks_only_with_threads_to_fill(monkeypatch):
-    """Unset, one thread runs upstream's per-image path (a chunk only leaves the
-    cache there) and two threads 16 MB chunks: bit for bit the explicit settings."""
-    assert np.array_equal(_odd_weights(monkeypatch, None, 1), _odd_weights(monkeypatch, "0", 1))
-    two_threads = _odd_weights(monkeypatch, None, 2)
-    assert np.array_equal(two_threads, _odd_weights(monkeypatch, "16", 2))
-    assert not np.array_equal(two_threads, _odd_weights(monkeypatch, "0", 2))
+def test_images_split_across_threads_train_as_per_image_does(monkeypatch):
+    """Each thread its own images (patch 0014) against upstream's per-image path on
+    the same two threads; the same bits again on a second run."""
+    upstream = _odd_weights(monkeypatch, "0", 2)
+    split = _odd_weights(monkeypatch, None, 2, split="images")
+    assert np.abs(split - upstream).max() <= 1e-5 * np.abs(upstream).max()
+    assert np.array_equal(split, _odd_weights(monkeypatch, "0", 2, split="images"))
+
+
+def test_the_default_path_follows_the_threads(monkeypatch):
+    """Unset, one thread runs upstream's per-image path and two threads split the
+    images between them: bit for bit the explicit settings."""
+    one_thread = _odd_weights(monkeypatch, None, 1, split=None)
+    assert np.array_equal(one_thread, _odd_weights(monkeypatch, "0", 1))
+    two_threads = _odd_weights(monkeypatch, None, 2, split=None)
+    assert np.array_equal(two_threads, _odd_weights(monkeypatch, None, 2, split="images"))
+    assert not np.array_equal(two_threads, _odd_weights(monkeypatch, "16", 2))
 
 
 def test_lenet_chunks_that_do_not_divide_the_batch(monkeypatch, fmnist_train):
@@ -105,6 +123,18 @@ def test_two_threads_train_as_one_does(fmnist_train):
         weights.append(net.get_weights().flat.copy())
         net.close()
     assert np.abs(weights[1] - weights[0]).max() <= 1e-5 * np.abs(weights[0]).max()
+
+
+def test_a_bad_split_setting_is_named(monkeypatch):
+    monkeypatch.setenv("SPARKNET_CONV_SPLIT", "rows")
+    net = Net(ODD_CONVS, SOLVER, seed=5, threads=2)
+    try:
+        net.set_training_data((np.zeros((6, 4, 13, 11), np.float32), np.zeros(6, np.float32)))
+        with pytest.raises(CaffeError, match='SPARKNET_CONV_SPLIT must be "images" or "gemm", '
+                                             'not "rows"'):
+            net.train(1)
+    finally:
+        net.close()
 
 
 def test_a_bad_batch_setting_is_named(monkeypatch):
