@@ -1,6 +1,6 @@
 """One pool of busy threads on the cores, not two.
 
-Caffe's CPU layers run their loops on OpenMP (patch 0013). An OpenBLAS built on
+Caffe's CPU layers run their loops on OpenMP (patches 0013, 0014). An OpenBLAS built on
 OpenMP shares that pool; its pthreads build keeps a pool of its own, and
 OpenMP's threads, which by default spin a while after each loop, then take the
 cores the BLAS's threads need (LeNet on 2 threads ran 2-3x slower than on one).
