@@ -125,25 +125,17 @@ def test_two_threads_train_as_one_does(fmnist_train):
     assert np.abs(weights[1] - weights[0]).max() <= 1e-5 * np.abs(weights[0]).max()
 
 
-def test_a_bad_split_setting_is_named(monkeypatch):
-    monkeypatch.setenv("SPARKNET_CONV_SPLIT", "rows")
-    net = Net(ODD_CONVS, SOLVER, seed=5, threads=2)
+@pytest.mark.parametrize("name, value, threads, message", [
+    ("SPARKNET_CONV_SPLIT", "rows", 2, 'SPARKNET_CONV_SPLIT must be "images" or "gemm", '
+                                       'not "rows"'),
+    ("SPARKNET_CONV_BATCH_MB", "lots", 1, 'SPARKNET_CONV_BATCH_MB must be a whole number '
+                                          'of megabytes, not "lots"')])
+def test_a_bad_convolution_setting_is_named(monkeypatch, name, value, threads, message):
+    monkeypatch.setenv(name, value)
+    net = Net(ODD_CONVS, SOLVER, seed=5, threads=threads)
     try:
         net.set_training_data((np.zeros((6, 4, 13, 11), np.float32), np.zeros(6, np.float32)))
-        with pytest.raises(CaffeError, match='SPARKNET_CONV_SPLIT must be "images" or "gemm", '
-                                             'not "rows"'):
-            net.train(1)
-    finally:
-        net.close()
-
-
-def test_a_bad_batch_setting_is_named(monkeypatch):
-    monkeypatch.setenv("SPARKNET_CONV_BATCH_MB", "lots")
-    net = Net(ODD_CONVS, SOLVER, seed=5, threads=1)
-    try:
-        net.set_training_data((np.zeros((6, 4, 13, 11), np.float32), np.zeros(6, np.float32)))
-        with pytest.raises(CaffeError, match='SPARKNET_CONV_BATCH_MB must be a whole number '
-                                             'of megabytes, not "lots"'):
+        with pytest.raises(CaffeError, match=message):
             net.train(1)
     finally:
         net.close()
