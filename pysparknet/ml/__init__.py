@@ -8,14 +8,13 @@ if TYPE_CHECKING:  # what the docs and type checkers see; imported lazily below
 
 __all__ = ["SparkNetClassifier", "SparkNetModel"]
 
+# Where each public name lives. An executor that unpickles the scoring UDF
+# (pysparknet.ml.scoring) then does not import pyspark.ml (half a second a worker).
+_HOMES = {"SparkNetClassifier": ".classifier", "SparkNetModel": ".model"}
+
 
 def __getattr__(name: str):
-    # Imported on first use, so that an executor unpickling the scoring UDF
-    # (pysparknet.ml.scoring) does not import pyspark.ml (half a second a worker).
-    if name == "SparkNetClassifier":
-        from .classifier import SparkNetClassifier
-        return SparkNetClassifier
-    if name == "SparkNetModel":
-        from .model import SparkNetModel
-        return SparkNetModel
-    raise AttributeError(f"module 'pysparknet.ml' has no attribute {name!r}")
+    if name not in _HOMES:
+        raise AttributeError(f"module 'pysparknet.ml' has no attribute {name!r}")
+    from importlib import import_module
+    return getattr(import_module(_HOMES[name], __name__), name)
