@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent / "pysparknet"
 MAX_FILE_LINES, MAX_FUNCTION_LINES, SPARK_LEVELS = 400, 50, 6
 # Bottom to top; a module's layer is the first prefix that matches it.
 LAYERS = [
-    ("errors", "files", "build_info", "_cuda_libs", "_thread_pools", "threads",
+    ("errors", "files", "build_info", "_cuda_libs", "_thread_pools", "threads", "_lazy",
      "_native", "_handle", "proto", "prototxt"),
     ("data",),
     ("weights", "net", "netparams", "zoo", "feeds", "outer", "finetune", "predict"),

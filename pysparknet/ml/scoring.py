@@ -46,20 +46,21 @@ def _regular_values(column: pa.Array, row_size: int) -> Optional[np.ndarray]:
     the row)."""
     if column.null_count:
         return None
-    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
-        wide = pa.types.is_large_binary(column.type)
+    binary = pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)
+    if binary:  # pyarrow gives a binary array no .offsets: read them from its buffers
         _, offset_buffer, data_buffer = column.buffers()
+        wide = pa.types.is_large_binary(column.type)
         offsets = np.frombuffer(offset_buffer, np.int64 if wide else np.int32)
         offsets = offsets[column.offset:column.offset + len(column) + 1]
-        values = np.frombuffer(data_buffer, np.uint8) if data_buffer else np.empty(0, np.uint8)
     else:
         offsets = column.offsets.to_numpy()
-        values = None
     if np.any(np.diff(offsets) != row_size):
         return None
-    if values is None:  # a list column: flatten() honours the batch's slice
+    if not binary:  # a list column: flatten() honours the batch's slice
         return column.flatten().to_numpy(zero_copy_only=False)
-    return values[offsets[0]:offsets[-1]]
+    if data_buffer is None:  # every row empty
+        return np.empty(0, np.uint8)
+    return np.frombuffer(data_buffer, np.uint8)[offsets[0]:offsets[-1]]
 
 
 def _list_column(rows: np.ndarray, null: np.ndarray, arrow_type) -> pa.Array:

@@ -1,6 +1,8 @@
 """SparkNet on Spark: persistent executor solvers, broadcast, tau local steps, mean."""
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_names
+
 if TYPE_CHECKING:  # what the docs and type checkers see; imported lazily below
     from ..errors import TrainingDivergedError
     from .options import Exchange, Faults, Stragglers
@@ -16,9 +18,4 @@ _HOMES = {"SparkNetTrainer": ".trainer", "FitResult": ".trainer",
           "TrainingDivergedError": "..errors", "local_spark": ".session",
           "Exchange": ".options", "Stragglers": ".options", "Faults": ".options"}
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module 'pysparknet.spark' has no attribute {name!r}")
-    from importlib import import_module
-    return getattr(import_module(_HOMES[name], __name__), name)
+__getattr__ = lazy_names(__name__, _HOMES)
