@@ -13,8 +13,9 @@ import pytest
 from pysparknet.errors import TransportError
 from pysparknet.spark.exchange_tls import RingKeys
 from pysparknet.spark.ring_links import RING_HELLO, RING_MAGIC, RingLinks
-from pysparknet.spark.ring_reduce import RingReduce, chunk_bounds, owned_chunk, wire_dtype
+from pysparknet.spark.ring_reduce import RingReduce, chunk_bounds, owned_chunk
 from pysparknet.spark.sockets import Deadline
+from pysparknet.spark.wire_types import WireCast, wire_dtype
 
 
 def form_ring(size: int, keys: RingKeys, secret: bytes, serial: int = 7) -> list:
@@ -108,6 +109,26 @@ def test_a_16_bit_wire_sums_in_float32_and_every_rank_agrees(wire):
     relative = np.linalg.norm(vectors[0] - exact) / np.linalg.norm(exact)
     assert relative < 2.0 ** -bits
     assert relative > 0  # it did travel rounded
+
+
+@pytest.mark.parametrize("finite", [True, False], ids=["finite", "with-nan-and-inf"])
+def test_the_bfloat16_shifts_round_as_ml_dtypes_does(finite):
+    """Every float32 bit pattern the generator draws (subnormals, ties, the largest
+    floats; NaNs and infinities when not `finite`) casts to the same bfloat16 bits as
+    ml_dtypes' cast, and back to the same float32."""
+    bfloat16 = wire_dtype("bfloat16")
+    cast = WireCast(bfloat16, 1 << 16)
+    values = np.random.default_rng(11).integers(0, 2 ** 32, 1 << 16, np.uint32).view(np.float32)
+    if finite:
+        values = np.where(np.isfinite(values), values, np.float32(1.5))
+    values[:4] = [1.00390625, 1.01171875, 3.4028235e38, -0.0]  # ties to even; to inf
+    wire, back = np.empty(values.size, bfloat16), np.empty(values.size, np.float32)
+    cast.to_wire(values, wire)
+    cast.from_wire(wire, back)
+    with np.errstate(invalid="ignore"):
+        expected = values.astype(bfloat16)
+    assert np.array_equal(wire.view(np.uint16), expected.view(np.uint16))
+    assert np.array_equal(back.view(np.uint32), expected.astype(np.float32).view(np.uint32))
 
 
 def test_a_stranger_is_refused_and_the_ring_still_forms():

@@ -27,9 +27,9 @@ import numpy as np
 from ..errors import RoundTimeoutError
 from .link_protocol import (DROPPED, END, ERROR, FRAME_HEADER, NEEDS_DATA, PEERS, RESULT,
                             ROUND, STOP, LinkBroken, RoundStats, round_header, worker_error)
-from .ring_reduce import wire_dtype
 from .sockets import Deadline, byte_view, hang_up, readable, recv_exactly, recv_struct
 from .transport import TRANSFER_S
+from .wire_types import wire_dtype
 
 _LOG = logging.getLogger("pysparknet")
 POLL_S = 0.01  # how often a late worker's reader looks whether the round has closed

@@ -24,6 +24,7 @@ from .link_protocol import END, RESULT, ROUND, LinkBroken, RoundStats, round_hea
 from .ring_reduce import chunk_bounds
 from .sockets import Deadline
 from .transport import TRANSFER_S
+from .wire_types import WireCast
 
 
 class RingRounds:
@@ -47,7 +48,7 @@ class RingRounds:
         first, self.started = not self.started, True
         header = None if self.ahead == round_no else round_header(
             ROUND, round_no, tau, start.nbytes if first else 0)
-        compressed = wire != np.float32
+        compressed, cast = wire != np.float32, WireCast(wire, 0)
         total = np.empty(start.size + (0 if compressed else 1), np.float32)
         bounds = chunk_bounds(total.size, self.links.partitions)
         after = round_header(ROUND, round_no + 1, next_tau) if next_tau else round_header(END)
@@ -62,7 +63,7 @@ class RingRounds:
             chunk = total[slice(*bounds[stats.chunk])]
             into = np.empty(chunk.size, wire) if compressed else chunk
             self.links.weights_into(part, self.links.conn(part), deadline, into, nbytes)
-            chunk[:] = into
+            cast.from_wire(into, chunk)
             return stats
         self.ahead, self.ended = (round_no + 1, False) if next_tau else (None, True)
         stats = self._all_of(exchange)

@@ -22,17 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .sockets import byte_view, recv_exactly
+from .wire_types import WireCast
 
 PIECE = 1 << 20  # floats received (and added) at a time
-
-
-def wire_dtype(name: str) -> np.dtype:
-    """The numpy dtype of an exchange dtype's name. ml_dtypes (bfloat16) is imported
-    only when asked for: its import costs about half a second a process."""
-    if name == "bfloat16":
-        import ml_dtypes
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype({"float32": np.float32, "float16": np.float16}[name])
 
 
 def chunk_bounds(size: int, parts: int) -> list:
@@ -58,6 +50,7 @@ class RingReduce:
         self._values = np.empty(PIECE if self.wire is not None else 0, np.float32)
         self._out = np.empty(PIECE if self.wire is not None else 0, self.wire or np.float32)
         self._gathered = np.empty(0, self.wire or np.float32)  # a 16-bit all-gather's
+        self._cast = WireCast(self.wire or np.float32, PIECE)
 
     def reduce_scatter(self, vector: np.ndarray) -> None:
         bounds = chunk_bounds(vector.size, self.parts)
@@ -75,7 +68,9 @@ class RingReduce:
             return vector[start:end]
         if self._gathered.size != vector.size:
             self._gathered = np.empty(vector.size, self.wire)
-        self._gathered[start:end] = vector[start:end]
+        for lo in range(start, end, PIECE):
+            hi = min(lo + PIECE, end)
+            self._cast.to_wire(vector[lo:hi], self._gathered[lo:hi])
         return self._gathered[start:end]
 
     def all_gather(self, vector: np.ndarray, land=None) -> None:
@@ -115,7 +110,7 @@ class RingReduce:
         (on the sender's thread, beside the receiving)."""
         for start in range(0, outgoing.size, PIECE):
             piece = self._out[:min(PIECE, outgoing.size - start)]
-            piece[:] = outgoing[start:start + piece.size]
+            self._cast.to_wire(outgoing[start:start + piece.size], piece)
             self.links.right.sendall(byte_view(piece))
 
     def _forward(self, send: tuple, take: tuple, land, own=None) -> None:
@@ -140,7 +135,7 @@ class RingReduce:
         for start in range(lo, hi, PIECE):
             end = min(start + PIECE, hi)
             values = self._values[:end - start]
-            values[:] = self._gathered[start:end]
+            self._cast.from_wire(self._gathered[start:end], values)
             land(start, end, values)
 
     def _receive(self, target: np.ndarray, add: bool) -> None:
@@ -153,7 +148,10 @@ class RingReduce:
             part = target[start:start + PIECE]
             piece = self._piece[:part.size]
             recv_exactly(self.links.left, byte_view(piece))
-            np.add(part, piece, out=part)  # float32 + (float32 or a 16-bit wire)
+            if self.wire is not None:
+                piece = self._values[:part.size]
+                self._cast.from_wire(self._piece[:part.size], piece)
+            np.add(part, piece, out=part)
 
     def close(self) -> None:
         self._sender.shutdown(wait=False)

@@ -22,10 +22,11 @@ import numpy as np
 from ..errors import TransportError
 from .link_worker_end import WorkerLink
 from .ring_links import RingLinks
-from .ring_reduce import RingReduce, owned_chunk, wire_dtype
+from .ring_reduce import RingReduce, owned_chunk
 from .round_training import train_round
 from .sockets import Deadline
 from .solvers import Solver
+from .wire_types import wire_dtype
 
 RING_FORM_S = 300.0  # forming the ring when the stage has no round deadline yet
 
