@@ -44,10 +44,10 @@ RECORD_SHAPE = {"lenet": (1, 28, 28)}  # the others: (3, 256, 256) images
 GPU_BATCH = {"lenet": 64, "alexnet": 256, "googlenet": 64}  # SparkNet's GPU study sizes
 
 
-def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: int,
-                  keep_logs=None):
-    """`caffe time` on the net's own Data layer over an LMDB of random images;
-    the same images and labels come back for the Net run."""
+def timing_net(name: str, batch: int, work: Path):
+    """The zoo net with its own Data layer over an LMDB of random images, written as
+    a prototxt for `caffe time`: (its path, the fed model, the images and labels,
+    the NetParameter written)."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4 * batch, *RECORD_SHAPE.get(name, (3, 256, 256))),
                           np.uint8)
@@ -62,12 +62,24 @@ def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: in
                              sources={caffe_pb2.TRAIN: db, caffe_pb2.TEST: db}).net
     path = work / f"{name}.prototxt"
     path.write_text(to_text(with_data))
+    return path, model, (images, labels), with_data
+
+
+def caffe_time_ms(name: str, batch: int, work: Path, device: str, iterations: int,
+                  keep_logs=None):
+    """`caffe time` on the net's own Data layer over an LMDB of random images;
+    the same images and labels come back for the Net run."""
+    path, model, data, _ = timing_net(name, batch, work)
     gpu = ["-gpu", device.split(":")[1]] if device.startswith("gpu") else []
     log = run_tool("caffe", ["time", "-model", path, "-iterations", iterations, *gpu])
     if keep_logs:  # its per-layer forward and backward times
         (Path(keep_logs) / f"caffe_time_{name}.log").write_text(log)
-    tool_ms = float(re.search(r"Average Forward-Backward: ([\d.]+) ms", log).group(1))
-    return tool_ms, model, (images, labels)
+    return forward_backward_ms(log), model, data
+
+
+def forward_backward_ms(log: str) -> float:
+    """The ms per forward-backward pass a `caffe time` log reports."""
+    return float(re.search(r"Average Forward-Backward: ([\d.]+) ms", log).group(1))
 
 
 def net_ms(model, data, device: str, iterations: int) -> tuple[float, float]:

@@ -38,15 +38,13 @@ def form_ring(size: int, keys: RingKeys, secret: bytes, serial: int = 7) -> list
 
 
 def allreduce(rings: list, vectors: list, wire=None) -> list:
-    """Every rank's vector after reduce-scatter + all-gather, and the chunks each owned
-    as it travels to the driver."""
+    """Every rank's vector after the allreduce, and the chunks each owned as it
+    travels to the driver."""
     size = len(rings)
     reducers = [RingReduce(ring, rank, size, wire) for rank, ring in enumerate(rings)]
 
     def run(rank):
-        reducers[rank].reduce_scatter(vectors[rank])
-        owned[rank] = reducers[rank].owned(vectors[rank]).copy()
-        reducers[rank].all_gather(vectors[rank])
+        owned[rank] = reducers[rank].allreduce(vectors[rank]).copy()
     owned: list = [None] * size
     threads = [threading.Thread(target=run, args=(rank,)) for rank in range(size)]
     for thread in threads:

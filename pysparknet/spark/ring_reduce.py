@@ -3,28 +3,35 @@
 The vector is cut into K chunks. Reduce-scatter: in step s (0..K-2) rank r
 sends chunk r-s to rank r+1 and adds chunk r-s-1 from rank r-1 into its own;
 after K-1 steps rank r holds the sum of chunk r+1 over every rank. All-gather:
-in step s rank r sends chunk r+1-s and takes chunk r-s as it comes. Each link
-carries 2(K-1)/K of the vector. Sending and receiving overlap (a sender thread);
-a chunk is received in pieces, each added as it lands. The order of every sum
-is fixed by the ring, so a seeded run gives the same bits every time.
+in step s rank r sends chunk r+1-s and takes chunk r-s. Each link carries
+2(K-1)/K of the vector. The order of every sum is fixed by the ring, so a
+seeded run gives the same bits every time.
 
-With a 16-bit wire (exchange dtype 'bfloat16' or 'float16') every chunk
-travels in that type and is added in float32; before the all-gather each owner
-rounds its summed chunk to the wire type, so every rank (and the driver) ends
-with the same float32 values. The all-gather forwards chunks as they came
-and hands each piece's values on as it lands (the workers make their next
-start of them while the rest is still on the way).
+The chunk a rank sends in step s+1 is the one it took in step s, so the two
+phases run as one pipeline of pieces: each piece goes on to the right as soon
+as it has landed (and been added), on a sender thread beside the receiving.
+No step waits for the slowest link's whole chunk before the next begins.
+
+With a 16-bit wire (exchange dtype 'bfloat16' or 'float16') every piece
+travels in that type and is added in float32; each owner rounds its summed
+chunk to the wire type once, so every rank (and the driver) ends with the same
+float32 values. The all-gather forwards pieces as they came and hands each
+piece's values on as it lands (the workers make their next start of them while
+the rest is still on the way).
 """
 from __future__ import annotations
 
+import queue
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..errors import TransportError
 from .sockets import byte_view, recv_exactly
+from .transport import TRANSFER_S
 from .wire_types import WireCast
 
-PIECE = 1 << 20  # floats received (and added) at a time
+PIECE = 1 << 20  # floats received, added and sent on at a time
 
 
 def chunk_bounds(size: int, parts: int) -> list:
@@ -36,6 +43,12 @@ def chunk_bounds(size: int, parts: int) -> list:
 def owned_chunk(rank: int, parts: int) -> int:
     """The chunk whose sum rank ends the reduce-scatter with."""
     return (rank + 1) % parts
+
+
+def pieces(bounds: tuple):
+    """A chunk's (lo, hi) pieces, in the order they travel."""
+    start, end = bounds
+    return ((lo, min(lo + PIECE, end)) for lo in range(start, end, PIECE))
 
 
 class RingReduce:
@@ -50,108 +63,116 @@ class RingReduce:
         self._values = np.empty(PIECE if self.wire is not None else 0, np.float32)
         self._out = np.empty(PIECE if self.wire is not None else 0, self.wire or np.float32)
         self._gathered = np.empty(0, self.wire or np.float32)  # a 16-bit all-gather's
-        self._cast = WireCast(self.wire or np.float32, PIECE)
+        self._cast = WireCast(self.wire or np.float32, PIECE)  # the receiving thread's
+        self._send_cast = WireCast(self.wire or np.float32, PIECE)  # the sender's
 
-    def reduce_scatter(self, vector: np.ndarray) -> None:
-        bounds = chunk_bounds(vector.size, self.parts)
-        for step in range(self.parts - 1):
-            send = bounds[(self.rank - step) % self.parts]
-            take = bounds[(self.rank - step - 1) % self.parts]
-            self._exchange(vector, send, take, add=True)
-
-    def owned(self, vector: np.ndarray) -> np.ndarray:
-        """After the reduce-scatter: this rank's summed chunk as it travels: a view of
-        vector, or (a 16-bit wire) rounded to it once, in the all-gather's wire
-        vector, so that every rank (and the driver) ends with the same values."""
-        start, end = chunk_bounds(vector.size, self.parts)[owned_chunk(self.rank, self.parts)]
-        if self.wire is None:
-            return vector[start:end]
-        if self._gathered.size != vector.size:
-            self._gathered = np.empty(vector.size, self.wire)
-        for lo in range(start, end, PIECE):
-            hi = min(lo + PIECE, end)
-            self._cast.to_wire(vector[lo:hi], self._gathered[lo:hi])
-        return self._gathered[start:end]
-
-    def all_gather(self, vector: np.ndarray, land=None) -> None:
-        """After owned(): every rank's chunk to every rank. float32: into vector. A
-        16-bit wire: each chunk is forwarded as it came, and land(lo, hi, values) takes
-        each piece's float32 values as it lands, this rank's own chunk first (default:
-        written into vector), so the work on them overlaps the network's."""
-        bounds = chunk_bounds(vector.size, self.parts)
-        own = bounds[owned_chunk(self.rank, self.parts)]
+    def allreduce(self, vector: np.ndarray, land=None) -> np.ndarray:
+        """Sum vector over the ring. float32: the sum lands in vector. A 16-bit wire:
+        land(lo, hi, values) takes each piece's float32 values as it lands (default:
+        written into vector). Returns this rank's owned chunk as it travelled (a view,
+        rewritten by the next call), which the driver is owed."""
         if self.wire is not None:
             land = land or _written_into(vector)
-            if self.parts == 1:
-                self._land(*own, land)
-        for step in range(self.parts - 1):
-            send = bounds[(self.rank + 1 - step) % self.parts]
-            take = bounds[(self.rank - step) % self.parts]
-            if self.wire is None:
-                self._exchange(vector, send, take, add=False)
-            else:  # the own chunk (step 0's to send) lands while it goes
-                self._forward(send, take, land, own if step == 0 else None)
-
-    def _exchange(self, vector: np.ndarray, send: tuple, take: tuple, add: bool) -> None:
-        outgoing = vector[send[0]:send[1]]
-        if self.wire is None:
-            sending = self._sender.submit(self.links.right.sendall, byte_view(outgoing))
-        else:
-            sending = self._sender.submit(self._send_converted, outgoing)
+            if self._gathered.size != vector.size:
+                self._gathered = np.empty(vector.size, self.wire)
+        bounds = chunk_bounds(vector.size, self.parts)
+        outbox: queue.SimpleQueue = queue.SimpleQueue()
+        sending = self._sender.submit(self._send_all, outbox) if self.parts > 1 else None
         try:
-            self._receive(vector[take[0]:take[1]], add)
+            self._queue(outbox, vector, bounds[self.rank], converted=self.wire is not None)
+            self._reduce_scatter(outbox, vector, bounds, land)
+            self._all_gather(outbox, vector, bounds, land)
         except BaseException:
             self.links.close()  # wakes the sender: the ring is broken either way
             raise
-        sending.result()
+        finally:
+            outbox.put(None)
+        if sending is not None:
+            sending.result()
+        own = bounds[owned_chunk(self.rank, self.parts)]
+        return (vector if self.wire is None else self._gathered)[own[0]:own[1]]
 
-    def _send_converted(self, outgoing: np.ndarray) -> None:
-        """A float32 chunk to the right in the wire type, a piece converted at a time
-        (on the sender's thread, beside the receiving)."""
-        for start in range(0, outgoing.size, PIECE):
-            piece = self._out[:min(PIECE, outgoing.size - start)]
-            self._cast.to_wire(outgoing[start:start + piece.size], piece)
-            self.links.right.sendall(byte_view(piece))
+    def _reduce_scatter(self, outbox, vector: np.ndarray, bounds: list, land) -> None:
+        """Take chunk r-s-1 in step s, add it, and send it on (the last step's, this
+        rank's own sum, rounded to the wire first)."""
+        for step in range(self.parts - 1):
+            last = step == self.parts - 2
+            for lo, hi in pieces(bounds[(self.rank - step - 1) % self.parts]):
+                self._receive_added(vector[lo:hi])
+                if not last:
+                    self._queue(outbox, vector, (lo, hi), converted=self.wire is not None)
+                else:
+                    self._own_piece(outbox, vector, lo, hi, land)
+        if self.parts == 1:
+            for lo, hi in pieces(bounds[0]):
+                self._own_piece(outbox, vector, lo, hi, land)
 
-    def _forward(self, send: tuple, take: tuple, land, own=None) -> None:
-        """A 16-bit all-gather's step: send a chunk as it came, take the next (own:
-        this rank's chunk, landed first while the send goes)."""
-        gathered = self._gathered
-        sending = self._sender.submit(self.links.right.sendall,
-                                      byte_view(gathered[send[0]:send[1]]))
-        try:
-            if own is not None:
-                self._land(*own, land)
-            for lo in range(take[0], take[1], PIECE):
-                hi = min(lo + PIECE, take[1])
+    def _own_piece(self, outbox, vector: np.ndarray, lo: int, hi: int, land) -> None:
+        """A piece of this rank's summed chunk: to the all-gather as it will travel."""
+        if self.wire is None:
+            self._queue(outbox, vector, (lo, hi))
+            return
+        self._cast.to_wire(vector[lo:hi], self._gathered[lo:hi])
+        self._queue(outbox, self._gathered, (lo, hi))
+        self._land(lo, hi, land)
+
+    def _all_gather(self, outbox, vector: np.ndarray, bounds: list, land) -> None:
+        """Take chunk r-s in step s, keep it and send it on (the last step's stops)."""
+        gathered = vector if self.wire is None else self._gathered
+        for step in range(self.parts - 1):
+            last = step == self.parts - 2
+            for lo, hi in pieces(bounds[(self.rank - step) % self.parts]):
                 recv_exactly(self.links.left, byte_view(gathered[lo:hi]))
-                self._land(lo, hi, land)
+                if not last:
+                    self._queue(outbox, gathered, (lo, hi))
+                if self.wire is not None:
+                    self._land(lo, hi, land)
+
+    def _queue(self, outbox, source: np.ndarray, span: tuple, converted: bool = False) -> None:
+        """Pieces of source[span] for the sender, in order (converted: float32 that
+        travels in the wire type, converted as it goes)."""
+        if self.parts > 1:
+            for lo, hi in pieces(span):
+                outbox.put((source[lo:hi], converted))
+
+    def _send_all(self, outbox) -> None:
+        """The sender thread: each queued piece to the right, until None."""
+        try:
+            self._send_queued(outbox)
         except BaseException:
-            self.links.close()
+            self.links.close()  # the receiving fails at once instead of at its deadline
             raise
-        sending.result()
+
+    def _send_queued(self, outbox) -> None:
+        while True:
+            try:
+                item = outbox.get(timeout=TRANSFER_S)
+            except queue.Empty:
+                raise TransportError(f"ring rank {self.rank}: nothing to send on for "
+                                     f"{TRANSFER_S:.0f} s") from None
+            if item is None:
+                return
+            values, converted = item
+            if converted:
+                wire = self._out[:values.size]
+                self._send_cast.to_wire(values, wire)
+                values = wire
+            self.links.right.sendall(byte_view(values))
 
     def _land(self, lo: int, hi: int, land) -> None:
-        for start in range(lo, hi, PIECE):
-            end = min(start + PIECE, hi)
-            values = self._values[:end - start]
-            self._cast.from_wire(self._gathered[start:end], values)
-            land(start, end, values)
+        values = self._values[:hi - lo]
+        self._cast.from_wire(self._gathered[lo:hi], values)
+        land(lo, hi, values)
 
-    def _receive(self, target: np.ndarray, add: bool) -> None:
-        """A chunk from the left into target: added to it a piece at a time (in the
-        wire's type), or written over it (float32's all-gather; a 16-bit one forwards)."""
-        if not add:
-            recv_exactly(self.links.left, byte_view(target))
-            return
-        for start in range(0, target.size, PIECE):
-            part = target[start:start + PIECE]
-            piece = self._piece[:part.size]
-            recv_exactly(self.links.left, byte_view(piece))
-            if self.wire is not None:
-                piece = self._values[:part.size]
-                self._cast.from_wire(self._piece[:part.size], piece)
-            np.add(part, piece, out=part)
+    def _receive_added(self, target: np.ndarray) -> None:
+        """A piece from the left, added into target (in float32)."""
+        piece = self._piece[:target.size]
+        recv_exactly(self.links.left, byte_view(piece))
+        if self.wire is not None:
+            values = self._values[:target.size]
+            self._cast.from_wire(piece, values)
+            piece = values
+        np.add(target, piece, out=target)
 
     def close(self) -> None:
         self._sender.shutdown(wait=False)

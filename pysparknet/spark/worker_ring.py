@@ -71,10 +71,9 @@ def _ring_rounds(link: WorkerLink, solver: Solver, rebuilt: bool, reduce: RingRe
             return "error", trained
         _paid(payment)  # the chunk is a view of the ring's buffers, rewritten next
         vector = _contribution(solver, result, stats.iterations, start)
-        reduce.reduce_scatter(vector)
+        owned = _allreduce_mean(reduce, vector, start, flat)
         stats.chunk = owned_chunk(reduce.rank, reduce.parts)
-        link.owe(stats, reduce.owned(vector))
-        _gather_mean(reduce, vector, start, flat)
+        link.owe(stats, owned)
         trained, rebuilt = trained + 1, False
     return "stage over", trained
 
@@ -116,18 +115,19 @@ def _contribution(solver: Solver, trained: np.ndarray, iterations: int,
     return vector
 
 
-def _gather_mean(reduce: RingReduce, summed: np.ndarray, start, flat: np.ndarray) -> None:
-    """The all-gather, and the next round's start from it, the mean (the driver
+def _allreduce_mean(reduce: RingReduce, summed: np.ndarray, start, flat: np.ndarray):
+    """The ring's sum, and the next round's start from it, the mean (the driver
     computes it the same way): float32, the sum over its count; a 16-bit wire,
-    start + the summed update over K, made piece by piece as the pieces land."""
+    start + the summed update over K, made piece by piece as the pieces land.
+    Returns the chunk owed to the driver."""
     if start is None:
-        reduce.all_gather(summed)
+        owned = reduce.allreduce(summed)
         np.divide(summed[:-1], summed[-1], out=flat)
-        return
+        return owned
     parts = np.float32(reduce.parts)
 
     def land(lo: int, hi: int, values: np.ndarray) -> None:
         np.divide(values, parts, out=values)
         np.add(start[lo:hi], values, out=start[lo:hi])  # kept: the next round's start
         flat[lo:hi] = start[lo:hi]
-    reduce.all_gather(summed, land)
+    return reduce.allreduce(summed, land)
