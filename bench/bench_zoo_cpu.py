@@ -35,8 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from google.protobuf import json_format
-
+from pysparknet import Net
 from pysparknet.build_info import caffe_tool
 from pysparknet.proto import caffe_pb2
 
@@ -95,7 +94,16 @@ def caffe_time(tool: Path, prototxt: Path, iterations: int, env: dict) -> float:
     return forward_backward_ms(done.stderr)
 
 
-def torch_spec(net: caffe_pb2.NetParameter, batch: int) -> dict:
+def learnable_floats(model) -> int:
+    """How many learnable floats Caffe's net holds (the torch graph must hold as many)."""
+    net = Net(model.net, model.solver, seed=0)
+    try:
+        return sum(blob.size for blob in net.layout)
+    finally:
+        net.close()
+
+
+def torch_spec(net: caffe_pb2.NetParameter, batch: int, floats: int) -> dict:
     """The TRAIN-phase layers torch_caffe_graph.py builds, with what each needs."""
     layers, crop = [], None
     for layer in net.layer:
@@ -107,7 +115,8 @@ def torch_spec(net: caffe_pb2.NetParameter, batch: int) -> dict:
             crop = layer.transform_param.crop_size
         entry.update(_layer_params(layer))
         layers.append(entry)
-    return {"layers": layers, "crop": crop, "classes": 1000, "batch": batch}
+    return {"layers": layers, "crop": crop, "classes": 1000, "batch": batch,
+            "learnable_floats": floats}
 
 
 def _layer_params(layer) -> dict:
@@ -139,9 +148,9 @@ def _layer_params(layer) -> dict:
 
 
 def variants(name: str, args, work: Path, unpatched: Path, torch_python: str) -> dict:
-    prototxt, _, _, net = timing_net(name, args.batch, work)
+    prototxt, model, _, net = timing_net(name, args.batch, work)
     spec = work / f"{name}_torch.json"
-    spec.write_text(json.dumps(torch_spec(net, args.batch)))
+    spec.write_text(json.dumps(torch_spec(net, args.batch, learnable_floats(model))))
     code = NET_PASSES.format(name=name, batch=args.batch, threads=args.threads,
                              iterations=args.iterations)
     runs = {
@@ -193,8 +202,9 @@ def main() -> None:
             for variant, values in samples.items():
                 print(f"{name} {variant}: {summarize(values)}", flush=True)
             medians = {variant: statistics.median(v) for variant, v in samples.items()}
-            print(f"{name}: Net is {medians['caffe time, unpatched'] / medians['Net.forward_backward']:.2f}x "
-                  "the unpatched caffe time", flush=True)
+            for variant, ms in medians.items():
+                print(f"{name} {variant}: {ms / medians['caffe time, unpatched']:.2f} of the "
+                      "unpatched caffe time", flush=True)
             rows.append({"net": name, "batch": args.batch, "threads": args.threads,
                          "iterations": args.iterations, "samples": samples})
     record("zoo_cpu", rows=rows, extra={"unpatched_caffe": str(unpatched),

@@ -257,14 +257,22 @@ def train_throughput():
 
 @table
 def zoo_cpu():
-    data, src = stored("zoo_forward_backward_cpu")
-    lines = header("net", "batch", "caffe time ms/iter", "Net fwd+bwd ms/iter",
-                   "Net.train ms/iter", "caffe time / Net fwd+bwd")
+    data, src = stored("zoo_cpu")
+    lines = header("net", "variant", "ms a forward-backward, median (min-max)",
+                   "/ unpatched caffe time", text_columns=2)
     for r in data["rows"]:
-        lines.append(row(r["net"], r["batch"], f"{r['caffe_time_ms']:.0f}",
-                         f"{r['net_forward_backward_ms']:.0f}", f"{r['net_train_ms']:.0f}",
-                         f"{r['caffe_time_ms'] / r['net_forward_backward_ms']:.3f}"))
-    return lines, src + [one_run(data) + f" Mean of {data['extra']['iterations']} iterations."]
+        s = r["samples"]
+        base = median(s["caffe time, unpatched"])
+        for name, values in s.items():
+            lines.append(row(f"{r['net']} b{r['batch']}, {r['threads']} threads", name,
+                             spread(values, 1), f"{median(values) / base:.2f}"))
+    torch = "" if data["extra"]["torch"] else " PyTorch was not run (no --torch-python)."
+    return lines, src + [
+        "Caffe's train_val prototxt over an LMDB of random 256x256 images through its Data "
+        "layer; `unpatched` is Caffe with patches 0001-0012 only (before the CPU "
+        "convolution and OpenMP layers) on OpenBLAS's pthreads build; PyTorch runs the same "
+        "TRAIN-phase layers built from the same prototxt (bench/torch_caffe_graph.py); "
+        "variants interleaved in fresh processes, one warm-up pass each." + torch]
 
 
 @table

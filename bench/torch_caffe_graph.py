@@ -4,7 +4,8 @@ losses as `caffe time` runs, for a like-for-like forward-backward.
 The spec is the TRAIN-phase layer list that bench_zoo_cpu.py writes from the
 prototxt (pysparknet's side reads the protobuf; this side needs only torch):
   [{"type": "Convolution", "name", "bottom": [...], "top": [...], ...params}, ...]
-and the Data layer's crop. One step: zero the gradients, forward, the losses
+the Data layer's crop, and how many learnable floats Caffe's net holds (the
+graph built here must hold as many). One step: zero the gradients, forward, the losses
 (each SoftmaxWithLoss times its loss_weight) summed, backward; no update, as
 `caffe time` has none.
 
@@ -81,6 +82,10 @@ def step_ms(spec: dict, batch: int, iterations: int) -> float:
     data = torch.rand(batch, 3, crop, crop) * 255 - 128
     label = torch.randint(0, spec["classes"], (batch,))
     model(data, label)  # the lazy layers take their input sizes
+    floats = sum(p.numel() for p in model.parameters())
+    if floats != spec["learnable_floats"]:
+        raise ValueError(f"the torch graph holds {floats:,} learnable floats, Caffe's "
+                         f"{spec['learnable_floats']:,}: not the same net")
 
     def one_step():
         model.zero_grad(set_to_none=True)
