@@ -163,3 +163,30 @@ def test_a_peer_that_never_comes_fails_within_the_deadline():
         ring.join([list(ring.address), list(absent.address)], Deadline(3))
     ring.close()
     absent.close()
+
+
+@pytest.mark.parametrize("wire", [None, "bfloat16"])
+def test_a_peer_gone_mid_allreduce_fails_it_instead_of_hanging(wire):
+    """Rank 1 takes part in the first pieces, then its process is gone (its links
+    close): rank 0's allreduce raises, its sender ends, nothing waits on."""
+    keys, secret = RingKeys.issue(True), secrets.token_bytes(32)
+    rings = form_ring(2, keys, secret)
+    reducer = RingReduce(rings[0], 0, 2, wire and wire_dtype(wire))
+    outcome: list = []
+
+    def rank_0():
+        try:
+            reducer.allreduce(np.ones(8_000_003, np.float32))
+            outcome.append("finished")
+        except Exception as error:  # noqa: BLE001 - asserted below
+            outcome.append(error)
+    worker = threading.Thread(target=rank_0)
+    worker.start()
+    piece = np.empty(1 << 16, np.uint8)
+    rings[1].left.recv_into(piece)  # rank 0 has begun sending
+    rings[1].close()
+    worker.join(60)
+    reducer.close()
+    rings[0].close()
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], (TransportError, OSError)), outcome
