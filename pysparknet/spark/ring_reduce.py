@@ -28,7 +28,6 @@ import numpy as np
 
 from ..errors import TransportError
 from .sockets import byte_view, recv_exactly
-from .transport import TRANSFER_S
 from .wire_types import WireCast
 
 PIECE = 1 << 20  # floats received, added and sent on at a time
@@ -144,12 +143,13 @@ class RingReduce:
             raise
 
     def _send_queued(self, outbox) -> None:
+        idle_s = self.links.right.gettimeout()  # the links' own pause limit (ring_links)
         while True:
             try:
-                item = outbox.get(timeout=TRANSFER_S)
+                item = outbox.get(timeout=idle_s)
             except queue.Empty:
                 raise TransportError(f"ring rank {self.rank}: nothing to send on for "
-                                     f"{TRANSFER_S:.0f} s") from None
+                                     f"{idle_s:.0f} s") from None
             if item is None:
                 return
             values, converted = item
