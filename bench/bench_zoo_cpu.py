@@ -35,6 +35,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from pysparknet import Net
 from pysparknet.build_info import caffe_tool
 from pysparknet.proto import caffe_pb2
@@ -51,11 +53,9 @@ import time, numpy as np, warnings
 from pysparknet import Net, zoo
 warnings.simplefilter("ignore")
 model = zoo.load({name!r}, batch_size={batch}, test_batch_size={batch})
-rng = np.random.default_rng(0)  # the images timing_net writes for `caffe time`
-images = rng.integers(0, 256, (4 * {batch}, 3, 256, 256), np.uint8)
-labels = rng.integers(0, 1000, 4 * {batch})
+fed = np.load({data!r})  # the images and labels timing_net wrote for `caffe time`
 net = Net(model.net, model.solver, seed=0, threads={threads})
-net.set_training_data((images, labels))
+net.set_training_data((fed["images"], fed["labels"]))
 net.forward_backward(1)  # warm-up, as `caffe time` has one
 tic = time.perf_counter()
 net.forward_backward({iterations})
@@ -148,11 +148,13 @@ def _layer_params(layer) -> dict:
 
 
 def variants(name: str, args, work: Path, unpatched: Path, torch_python: str) -> dict:
-    prototxt, model, _, net = timing_net(name, args.batch, work)
+    prototxt, model, (images, labels), net = timing_net(name, args.batch, work)
     spec = work / f"{name}_torch.json"
     spec.write_text(json.dumps(torch_spec(net, args.batch, learnable_floats(model))))
+    data = work / f"{name}_fed.npz"
+    np.savez(data, images=images, labels=labels)
     code = NET_PASSES.format(name=name, batch=args.batch, threads=args.threads,
-                             iterations=args.iterations)
+                             iterations=args.iterations, data=str(data))
     runs = {
         "caffe time, unpatched": lambda: caffe_time(
             unpatched / "bin" / "caffe", prototxt, args.iterations,

@@ -87,4 +87,3 @@ def conv_batch_sizes():
     return lines, src + [
         "Net.train in fresh processes, random inputs, OpenBLAS on OpenMP, variants "
         "interleaved; 0 MB: upstream's per-image path."]
-

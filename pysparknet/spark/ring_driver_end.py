@@ -63,7 +63,8 @@ class RingRounds:
             chunk = total[slice(*bounds[stats.chunk])]
             into = np.empty(chunk.size, wire) if compressed else chunk
             self.links.weights_into(part, self.links.conn(part), deadline, into, nbytes)
-            cast.from_wire(into, chunk)
+            if compressed:  # float32 landed in place
+                cast.from_wire(into, chunk)
             return stats
         self.ahead, self.ended = (round_no + 1, False) if next_tau else (None, True)
         stats = self._all_of(exchange)
