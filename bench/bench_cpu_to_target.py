@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 TEST_EVERY = 500
 MAX_ITERATIONS = 10000
 NOT_REACHED = float("inf")  # a run that never reached the target
+SPARKNET_PARTS: list = []  # fit_parts() of each SparkNet run, in order
 
 
 def net_seconds(target: float, threads: int) -> float:
@@ -69,9 +70,21 @@ def sparknet_seconds(target: float, tau: int = 50) -> float:
     finally:
         spark.stop()
     accuracy = history[-1].get("val_accuracy", 0.0)
-    print(f"  SparkNet K=2: {accuracy:.4f} at round {history[-1]['round']}, {seconds:.1f} s",
-          flush=True)
+    parts = fit_parts(history, seconds)
+    SPARKNET_PARTS.append(parts)
+    print(f"  SparkNet K=2: {accuracy:.4f} at round {history[-1]['round']}, {seconds:.1f} s "
+          f"({', '.join(f'{k} {v:.1f}' for k, v in parts.items())})", flush=True)
     return seconds if accuracy >= target else NOT_REACHED
+
+
+def fit_parts(history: list, seconds: float) -> dict:
+    """Where a fit's seconds went: the rounds' training (the slowest worker's) and
+    sync, the driver's tests, and the rest (the fit's start and end: the executor
+    check, the training set cached, the links opened and closed)."""
+    parts = {name: sum(r.get(f"{name}_s", 0.0) for r in history)
+             for name in ("compute", "sync", "validation")}
+    parts["start_end"] = seconds - sum(parts.values())
+    return {f"{name}_s": round(value, 2) for name, value in parts.items()}
 
 
 def torch_seconds(python: str, data: Path, target: float, threads: int) -> float:
@@ -122,7 +135,7 @@ def main() -> None:
             print(f"{name} / PyTorch 2t: {medians[name] / medians['PyTorch 2t']:.2f}")
     record("cpu_to_target", rows=[{"variant": k, "seconds": v} for k, v in samples.items()],
            extra={"target": args.target, "test_every": TEST_EVERY,
-                  "torch": bool(args.torch_python)})
+                  "torch": bool(args.torch_python), "sparknet_parts": SPARKNET_PARTS})
 
 
 if __name__ == "__main__":

@@ -52,7 +52,19 @@ def cpu_to_target():
     return lines, src + [
         f"LeNet on Fashion-MNIST (zoo.lenet, zoo.lenet_solver; PyTorch: the same net, "
         f"fillers and solver), a test of all 10,000 test images every {e['test_every']} "
-        "iterations (a worker's, for SparkNet) counted in the clock; systems interleaved."]
+        "iterations (a worker's, for SparkNet) counted in the clock; systems interleaved."
+    ] + _fit_parts(e.get("sparknet_parts", []))
+
+
+def _fit_parts(runs: list) -> list:
+    """The SparkNet runs' seconds by part, in run order (records that kept them)."""
+    if not runs:
+        return []
+    names = {"compute_s": "training", "sync_s": "sync", "validation_s": "driver's tests",
+             "start_end_s": "fit start and end"}
+    parts = "; ".join(f"{label} " + "/".join(f"{run[key]:.1f}" for run in runs)
+                      for key, label in names.items())
+    return [f"SparkNet's seconds by part, run by run: {parts}."]
 
 
 @table
