@@ -35,7 +35,6 @@ HERE = Path(__file__).resolve().parent
 TEST_EVERY = 500
 MAX_ITERATIONS = 10000
 NOT_REACHED = float("inf")  # a run that never reached the target
-SPARKNET_PARTS: list = []  # fit_parts() of each SparkNet run, in order
 
 
 def net_seconds(target: float, threads: int) -> float:
@@ -56,7 +55,8 @@ def net_seconds(target: float, threads: int) -> float:
     return NOT_REACHED
 
 
-def sparknet_seconds(target: float, tau: int = 50) -> float:
+def sparknet_seconds(target: float, parts_of_runs: list, tau: int = 50) -> float:
+    """Seconds to target; the run's fit_parts() appended to parts_of_runs."""
     spark = local_spark("local-cluster[2,1,2048]")
     try:
         trainer = SparkNetTrainer(spark, zoo.lenet(batch_size=64), zoo.lenet_solver(),
@@ -71,7 +71,7 @@ def sparknet_seconds(target: float, tau: int = 50) -> float:
         spark.stop()
     accuracy = history[-1].get("val_accuracy", 0.0)
     parts = fit_parts(history, seconds)
-    SPARKNET_PARTS.append(parts)
+    parts_of_runs.append(parts)
     print(f"  SparkNet K=2: {accuracy:.4f} at round {history[-1]['round']}, {seconds:.1f} s "
           f"({', '.join(f'{k} {v:.1f}' for k, v in parts.items())})", flush=True)
     return seconds if accuracy >= target else NOT_REACHED
@@ -116,8 +116,9 @@ def main() -> None:
                         help="a Python with torch (CPU); without it PyTorch is skipped")
     parser.add_argument("--with-one-thread", action="store_true", help="also one Net, 1 thread")
     args = parser.parse_args()
+    sparknet_parts: list = []  # fit_parts() of each SparkNet run, in order
     runs = {"Net 2t": lambda: net_seconds(args.target, 2),
-            "SparkNet K=2": lambda: sparknet_seconds(args.target)}
+            "SparkNet K=2": lambda: sparknet_seconds(args.target, sparknet_parts)}
     if args.with_one_thread:
         runs["Net 1t"] = lambda: net_seconds(args.target, 1)
     with tempfile.TemporaryDirectory() as folder:
@@ -135,7 +136,7 @@ def main() -> None:
             print(f"{name} / PyTorch 2t: {medians[name] / medians['PyTorch 2t']:.2f}")
     record("cpu_to_target", rows=[{"variant": k, "seconds": v} for k, v in samples.items()],
            extra={"target": args.target, "test_every": TEST_EVERY,
-                  "torch": bool(args.torch_python), "sparknet_parts": SPARKNET_PARTS})
+                  "torch": bool(args.torch_python), "sparknet_parts": sparknet_parts})
 
 
 if __name__ == "__main__":
